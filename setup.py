@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+version = {}
+exec((ROOT / "sanic_trace" / "__init__.py").read_text(encoding="utf-8"), version)
+
+setup(
+    name="sanic-trace",
+    version=version["__version__"],
+    description="Lot-trace queries over an MES data warehouse, streamed with memory bounded by the batch",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["sanic_trace", "sanic_trace.*", "jobs", "jobs.*"]),
+    package_data={"sanic_trace": ["sql/*.sql", "demo/*.sql"]},
+    install_requires=[
+        "sanic>=24.6,<26",
+        "redis>=5.0,<9",
+        "oracledb>=2.0,<30",
+        "ujson>=5.8,<7",
+        "psutil>=5.9,<8",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.2,<3",
+            "sanic-testing>=24.6,<25",
+            "httpx>=0.27,<1",
+            "sqlglot>=25,<40",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["sanic-trace=sanic_trace.cli:main"]},
+)
