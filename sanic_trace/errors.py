@@ -7,7 +7,7 @@ status None: they never make a response on their own.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 CODES: dict[str, int | None] = {
@@ -79,7 +79,7 @@ class ApiError(Exception):
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def error_body(code: str, message: str, request_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,3 +91,33 @@ def error_body(code: str, message: str, request_id: str, extra: dict[str, Any] |
         "error": error,
         "meta": {"timestamp": utc_now_iso(), "request_id": request_id},
     }
+
+
+# Which stage a failure happened in decides its timeout / failure code.
+STAGE_CODES: dict[str, tuple[str, str]] = {
+    "seed-resolve": ("SEED_RESOLVE_TIMEOUT", "SEED_RESOLVE_FAILED"),
+    "lineage": ("LINEAGE_TIMEOUT", "LINEAGE_FAILED"),
+    "events": ("EVENTS_TIMEOUT", "EVENTS_FAILED"),
+}
+
+
+def classify_exception(exc: BaseException, stage: str | None) -> ApiError:
+    """Turn any exception raised while serving a request into the ApiError the client sees."""
+    # Imported here: errors.py is imported by modules that must not pull in the DB or Redis clients.
+    import redis
+
+    from sanic_trace.db.errors import DatabaseError, DatabaseUnavailable, QueryTimeout
+
+    if isinstance(exc, ApiError):
+        return exc
+    timeout_code, failed_code = STAGE_CODES.get(stage or "", ("INTERNAL_ERROR", "INTERNAL_ERROR"))
+    if isinstance(exc, QueryTimeout):
+        code = timeout_code if timeout_code != "INTERNAL_ERROR" else "EVENTS_TIMEOUT"
+        return ApiError(code, f"the database query timed out: {exc}")
+    if isinstance(exc, DatabaseUnavailable):
+        return ApiError("DB_UNAVAILABLE", f"the warehouse is unavailable: {exc}")
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return ApiError("REDIS_UNAVAILABLE", f"Redis is unavailable: {exc}")
+    if isinstance(exc, DatabaseError):
+        return ApiError(failed_code, f"the database query failed: {exc}")
+    return ApiError(failed_code, "unexpected failure; see the service log for this request id")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_DEMO_DB_PATH = "var/demo-warehouse.sqlite"
 
@@ -74,7 +75,11 @@ SPECS: dict[str, Spec] = {
     "db_pool_max": _int("DB_POOL_MAX", 8, "Oracle connection pool: most connections at once.", 1, 256),
     # --- routing between the inline path and jobs ---------------------------------
     "async_cid_threshold": _int(
-        "TRACE_ASYNC_CID_THRESHOLD", 20_000, "Events requests with more container ids than this run as jobs.", 1, 10_000_000
+        "TRACE_ASYNC_CID_THRESHOLD",
+        20_000,
+        "Events requests with more container ids than this run as jobs.",
+        1,
+        10_000_000,
     ),
     "events_cid_limit": _int(
         "TRACE_EVENTS_CID_LIMIT",
@@ -84,7 +89,11 @@ SPECS: dict[str, Spec] = {
         10_000_000,
     ),
     "stream_batch_size": _int(
-        "TRACE_STREAM_BATCH_SIZE", 5000, "Records per stored result chunk and per streamed NDJSON records line.", 1, 100_000
+        "TRACE_STREAM_BATCH_SIZE",
+        5000,
+        "Records per stored result chunk and per streamed NDJSON records line.",
+        1,
+        100_000,
     ),
     "inline_max_concurrency": _int(
         "TRACE_INLINE_MAX_CONCURRENCY",
@@ -103,7 +112,11 @@ SPECS: dict[str, Spec] = {
         "TRACE_JOB_TIMEOUT_SECONDS", 1800.0, "A job running longer is killed (JOB_TIMEOUT).", 1, 7 * 86_400
     ),
     "job_max_rss_mb": _int(
-        "TRACE_JOB_MAX_RSS_MB", 2048, "A job child (with its own children) above this RSS is killed (JOB_MEMORY_LIMIT).", 16, 1_048_576
+        "TRACE_JOB_MAX_RSS_MB",
+        2048,
+        "A job child (with its own children) above this RSS is killed (JOB_MEMORY_LIMIT).",
+        16,
+        1_048_576,
     ),
     "min_available_mb": _int(
         "TRACE_MIN_AVAILABLE_MB",
@@ -126,9 +139,7 @@ SPECS: dict[str, Spec] = {
         0.1,
         60,
     ),
-    "host_id": _str(
-        "TRACE_HOST_ID", "", "Name of this host's supervisor in Redis (default: the machine's host name)."
-    ),
+    "host_id": _str("TRACE_HOST_ID", "", "Name of this host's supervisor in Redis (default: the machine's host name)."),
     # --- results ------------------------------------------------------------------------
     "result_page_max_limit": _int(
         "TRACE_RESULT_PAGE_MAX_LIMIT", 10_000, "Largest `limit` a paginated result read may ask for.", 1, 1_000_000
@@ -142,17 +153,29 @@ SPECS: dict[str, Spec] = {
     ),
     # --- caches -------------------------------------------------------------------------
     "cache_ttl_seconds": _int(
-        "TRACE_CACHE_TTL_SECONDS", 300, "Lifetime of cached seed-resolve, lineage and small events responses (0: off).", 0, 86_400
+        "TRACE_CACHE_TTL_SECONDS",
+        300,
+        "Lifetime of cached seed-resolve, lineage and small events responses (0: off).",
+        0,
+        86_400,
     ),
     "cache_skip_cid_threshold": _int(
-        "TRACE_CACHE_SKIP_CID_THRESHOLD", 10_000, "Events responses for more ids than this are not cached.", 0, 10_000_000
+        "TRACE_CACHE_SKIP_CID_THRESHOLD",
+        10_000,
+        "Events responses for more ids than this are not cached.",
+        0,
+        10_000_000,
     ),
     # --- protection -----------------------------------------------------------------------
     "rate_limit_window_seconds": _int(
         "TRACE_RATE_LIMIT_WINDOW_SECONDS", 60, "Window of the per-client-IP rate limits.", 1, 3600
     ),
     "rate_limit_seed_resolve": _int(
-        "TRACE_RATE_LIMIT_SEED_RESOLVE", 120, "seed-resolve requests per client IP per window (0: no limit).", 0, 1_000_000
+        "TRACE_RATE_LIMIT_SEED_RESOLVE",
+        120,
+        "seed-resolve requests per client IP per window (0: no limit).",
+        0,
+        1_000_000,
     ),
     "rate_limit_lineage": _int(
         "TRACE_RATE_LIMIT_LINEAGE", 120, "lineage requests per client IP per window (0: no limit).", 0, 1_000_000
@@ -161,7 +184,11 @@ SPECS: dict[str, Spec] = {
         "TRACE_RATE_LIMIT_EVENTS", 60, "events requests per client IP per window (0: no limit).", 0, 1_000_000
     ),
     "rate_limit_jobs": _int(
-        "TRACE_RATE_LIMIT_JOBS", 1200, "job status/stream/result/cancel requests per client IP per window (0: no limit).", 0, 1_000_000
+        "TRACE_RATE_LIMIT_JOBS",
+        1200,
+        "job status/stream/result/cancel requests per client IP per window (0: no limit).",
+        0,
+        1_000_000,
     ),
     "request_max_bytes": _int(
         "TRACE_REQUEST_MAX_BYTES",
@@ -177,9 +204,7 @@ SPECS: dict[str, Spec] = {
     "host": _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on."),
     "port": _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535),
     "http_workers": _int("TRACE_HTTP_WORKERS", 1, "Sanic HTTP worker processes of `sanic-trace serve`.", 1, 64),
-    "log_level": _str(
-        "TRACE_LOG_LEVEL", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    ),
+    "log_level": _str("TRACE_LOG_LEVEL", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 }
 
 
@@ -232,7 +257,7 @@ class Settings:
         """The settings as environment variables, to hand to a child process."""
         return {spec.env: str(getattr(self, name)) for name, spec in SPECS.items()}
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Settings(**values)
@@ -245,9 +270,7 @@ def _parse(spec: Spec, raw: str) -> Any:
         if spec.choices is not None:
             value = text.upper()
             if value not in spec.choices:
-                raise SettingsError(
-                    f"{spec.env}={raw!r} is not accepted: use one of {', '.join(spec.choices)}"
-                )
+                raise SettingsError(f"{spec.env}={raw!r} is not accepted: use one of {', '.join(spec.choices)}")
         return value
     try:
         value = spec.kind(text)
@@ -259,9 +282,7 @@ def _parse(spec: Spec, raw: str) -> Any:
     if value != value:  # NaN
         raise SettingsError(f"{spec.env}={raw!r} is not a number")
     if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
-        raise SettingsError(
-            f"{spec.env}={raw!r} is out of range: accepted {spec.minimum:g} to {spec.maximum:g}"
-        )
+        raise SettingsError(f"{spec.env}={raw!r} is out of range: accepted {spec.minimum:g} to {spec.maximum:g}")
     return value
 
 
@@ -316,16 +337,16 @@ def _check_relations(s: Settings) -> None:
         raise SettingsError(
             f"TRACE_DB_URL={s.db_url!r} is not accepted: use sqlite:///PATH or oracle://USER:PASSWORD@HOST:PORT/SERVICE"
         )
-    if not (s.redis_url.startswith("redis://") or s.redis_url.startswith("rediss://") or s.redis_url.startswith("unix://")):
+    if not (
+        s.redis_url.startswith("redis://") or s.redis_url.startswith("rediss://") or s.redis_url.startswith("unix://")
+    ):
         raise SettingsError(f"REDIS_URL={s.redis_url!r} is not accepted: use redis://HOST:PORT/DB")
     if not s.redis_prefix or any(ch in s.redis_prefix for ch in " {}:"):
         raise SettingsError(
             f"TRACE_REDIS_PREFIX={s.redis_prefix!r} is not accepted: a non-empty name without spaces, braces or colons"
         )
     if s.db_pool_min > s.db_pool_max:
-        raise SettingsError(
-            f"DB_POOL_MIN={s.db_pool_min} is out of range: accepted 0 to DB_POOL_MAX ({s.db_pool_max})"
-        )
+        raise SettingsError(f"DB_POOL_MIN={s.db_pool_min} is out of range: accepted 0 to DB_POOL_MAX ({s.db_pool_max})")
 
 
 def env_example_names() -> list[str]:

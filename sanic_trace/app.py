@@ -1,0 +1,76 @@
+"""create_app(): the Sanic application — settings, listeners, blueprints, error handler.
+
+Runs under Sanic's own CLI (`sanic sanic_trace.app:create_app --factory`) and under
+`sanic-trace serve`. A bad setting stops start-up with exit status 2 either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import redis.asyncio as aioredis
+from sanic import Sanic
+
+from sanic_trace.api import error_handler, health, request_meta
+from sanic_trace.db.source import open_source
+from sanic_trace.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("sanic_trace")
+
+APP_NAME = "sanic_trace"
+
+
+def _settings_or_exit(settings: object) -> Settings:
+    # Sanic's CLI calls a factory with its argparse namespace: anything but Settings means "read them".
+    if isinstance(settings, Settings):
+        return settings
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"sanic-trace: invalid configuration: {exc}", file=sys.stderr, flush=True)
+        # SystemExit, not ValueError: Sanic's CLI would log a ValueError and exit 0.
+        raise SystemExit(2) from None
+
+
+def configure_logging(level: str) -> None:
+    logging.getLogger("sanic_trace").setLevel(level)
+    logging.getLogger("jobs").setLevel(level)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def create_app(settings: Settings | object | None = None, *, name: str = APP_NAME) -> Sanic:
+    settings = _settings_or_exit(settings)
+    configure_logging(settings.log_level)
+
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = settings.request_max_bytes
+    # Streams of large jobs legitimately run for as long as the job does.
+    app.config.RESPONSE_TIMEOUT = settings.job_timeout_seconds + 600
+    app.config.NOISY_EXCEPTIONS = False
+    app.ctx.settings = settings
+
+    error_handler.install(app)
+    request_meta.install(app)
+    app.blueprint(health.bp)
+
+    @app.before_server_start
+    async def open_connections(app: Sanic) -> None:
+        app.ctx.source = open_source(
+            settings.db_url,
+            settings.db_fetchmany_size,
+            settings.db_query_timeout_seconds,
+            settings.db_pool_min,
+            settings.db_pool_max,
+        )
+        app.ctx.redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+        )
+
+    @app.after_server_stop
+    async def close_connections(app: Sanic) -> None:
+        await app.ctx.redis.aclose()
+        app.ctx.source.close()
+
+    return app
