@@ -26,6 +26,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.2,<3",
+            "pytest-asyncio>=0.23,<2",
             "sanic-testing>=24.6,<25",
             "httpx>=0.27,<1",
             "sqlglot>=25,<40",
