@@ -12,7 +12,8 @@ import sys
 import redis.asyncio as aioredis
 from sanic import Sanic
 
-from sanic_trace.api import error_handler, health, request_meta
+from sanic_trace.api import error_handler, health, request_meta, trace
+from sanic_trace.api.protection import InlineSlots, RateLimiter
 from sanic_trace.db.source import open_source
 from sanic_trace.settings import Settings, SettingsError, load_settings
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | object | None = None, *, name: str = APP_NAM
     error_handler.install(app)
     request_meta.install(app)
     app.blueprint(health.bp)
+    app.blueprint(trace.bp)
+    # Replaced by the job path when it is wired in; None means "serve it inline if allowed".
+    app.ctx.route_large_events = _no_job_path
 
     @app.before_server_start
     async def open_connections(app: Sanic) -> None:
@@ -67,10 +71,17 @@ def create_app(settings: Settings | object | None = None, *, name: str = APP_NAM
         app.ctx.redis = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
         )
+        app.ctx.rate_limiter = RateLimiter(app.ctx.redis, settings.redis_prefix, settings.rate_limit_window_seconds)
+        app.ctx.inline_slots = InlineSlots(settings.inline_max_concurrency)
 
     @app.after_server_stop
     async def close_connections(app: Sanic) -> None:
+        app.ctx.inline_slots.close()
         await app.ctx.redis.aclose()
         app.ctx.source.close()
 
     return app
+
+
+async def _no_job_path(request: object, events_request: object) -> None:
+    return None

@@ -1,0 +1,161 @@
+"""The inline events path: records go from fetchmany batches straight to the socket.
+
+The body is one JSON object written piece by piece while rows are fetched:
+
+    {"stage":"events","results":{"history":{"data":[...],"count":N},...},"aggregation":null}
+
+Each fetchmany batch is built into records and encoded once (in a DB thread, off the
+event loop); the server holds one batch at a time. A failure before the first byte is an
+ordinary error response (504 EVENTS_TIMEOUT, 503 DB_UNAVAILABLE, ...). Once the status line
+is out, a domain that fails midway ends its array early, its `count` says how many records
+were sent, and the body closes with "code":"EVENTS_PARTIAL_FAILURE" and the failed domains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ujson
+from sanic import Request
+
+from sanic_trace.api.cache import CacheWriter
+from sanic_trace.errors import classify_exception
+from sanic_trace.trace import events
+
+log = logging.getLogger("sanic_trace.events")
+
+
+@dataclass
+class EventsRequest:
+    profile: str
+    container_ids: list[str]
+    domains: list[str]
+    params: dict[str, Any]
+
+    def cache_material(self) -> dict[str, Any]:
+        return {"profile": self.profile, "ids": self.container_ids, "domains": self.domains, "params": self.params}
+
+
+def encode_next(batches: Iterator[list[dict[str, Any]]]) -> tuple[int, bytes] | None:
+    """Advance a record-batch iterator once; return (count, records encoded without brackets)."""
+    for records in batches:
+        if records:
+            encoded = ujson.dumps(records, ensure_ascii=False).encode()
+            return len(records), encoded[1:-1]
+    return None
+
+
+def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
+    settings = request.app.ctx.settings
+    return events.iter_domain_batches(
+        request.app.ctx.source,
+        domain,
+        req.container_ids,
+        in_batch_size=settings.db_in_batch_size,
+        fetch_size=settings.db_fetchmany_size,
+    )
+
+
+async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None) -> None:
+    slots = request.app.ctx.inline_slots
+    async with slots.slot():
+        first_domain = req.domains[0]
+        batches = open_domain(request, req, first_domain)
+        try:
+            # The first batch is fetched before any byte is sent, so that a database that
+            # is down or a query that times out gets a proper status code.
+            first = await slots.run(encode_next, batches)
+        except BaseException:
+            await slots.run(batches.close)
+            raise
+        response = await request.respond(
+            content_type="application/json", headers={"X-Trace-Path": "inline", "X-Request-ID": request.ctx.request_id}
+        )
+        writer = _BodyWriter(response, cache)
+        failed: list[dict[str, str]] = []
+        try:
+            await writer.send(b'{"stage":"events","results":{')
+            for index, domain in enumerate(req.domains):
+                if index:
+                    batches = open_domain(request, req, domain)
+                    first = None
+                error = await _stream_domain(writer, slots, domain, batches, first, leading_comma=index > 0)
+                if error is not None:
+                    failed.append(error)
+            tail: dict[str, Any] = {}
+            if failed:
+                tail = {
+                    "code": "EVENTS_PARTIAL_FAILURE",
+                    "failed_domains": [f["domain"] for f in failed],
+                    "errors": {f["domain"]: {"code": f["code"], "message": f["message"]} for f in failed},
+                }
+            closing = b'},"aggregation":null'
+            if tail:
+                closing += b"," + ujson.dumps(tail, ensure_ascii=False).encode()[1:-1]
+            await writer.send(closing + b"}")
+            await response.eof()
+        except BaseException:
+            # The client went away (or the server is stopping): nothing is published.
+            if cache is not None:
+                await cache.discard()
+            raise
+        if cache is not None:
+            if failed:
+                await cache.discard()
+            else:
+                await cache.publish()
+
+
+class _BodyWriter:
+    def __init__(self, response: Any, cache: CacheWriter | None) -> None:
+        self.response = response
+        self.cache = cache
+
+    async def send(self, data: bytes) -> None:
+        await self.response.send(data)
+        if self.cache is not None:
+            await self.cache.append(data)
+
+
+async def _stream_domain(
+    writer: _BodyWriter,
+    slots: Any,
+    domain: str,
+    batches: Iterator[list[dict[str, Any]]],
+    first: tuple[int, bytes] | None,
+    *,
+    leading_comma: bool,
+) -> dict[str, str] | None:
+    prefix = b"," if leading_comma else b""
+    await writer.send(prefix + b'"' + domain.encode() + b'":{"data":[')
+    count = 0
+    error: dict[str, str] | None = None
+    item = first
+    try:
+        while True:
+            if item is None:
+                try:
+                    item = await slots.run(encode_next, batches)
+                except Exception as exc:  # noqa: BLE001 - a failed domain is reported in the body
+                    error = _domain_error(domain, exc, count)
+                    break
+                if item is None:
+                    break
+            n, encoded = item
+            item = None
+            # Send errors (the client went away) are not domain failures: they propagate.
+            await writer.send(encoded if count == 0 else b"," + encoded)
+            count += n
+    finally:
+        await slots.run(batches.close)
+    await writer.send(b'],"count":' + str(count).encode() + b"}")
+    return error
+
+
+def _domain_error(domain: str, exc: Exception, sent: int) -> dict[str, str]:
+    api_error = classify_exception(exc, "events")
+    log.error("events_domain_failed domain=%s records_sent=%d error=%s: %s", domain, sent, type(exc).__name__, exc)
+    return {"domain": domain, "code": api_error.code, "message": f"{api_error.message} (after {sent} records)"}

@@ -1,0 +1,140 @@
+"""POST /api/trace/seed-resolve, /lineage and /events: the three stages the dashboard drives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ujson
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, raw
+
+from sanic_trace.api import body as bodies
+from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached
+from sanic_trace.api.inline_events import EventsRequest, stream_inline
+from sanic_trace.api.request_meta import client_ip
+from sanic_trace.errors import ApiError
+from sanic_trace.trace import events, lineage, seeds
+
+bp = Blueprint("trace", url_prefix="/api/trace")
+
+JSON = "application/json"
+
+
+async def _guard(request: Request, stage: str, limit: int) -> None:
+    request.ctx.stage = stage
+    await request.app.ctx.rate_limiter.check(stage, client_ip(request), limit)
+
+
+async def _replay_cached(request: Request, key: str) -> bool:
+    """Stream a cached body if there is one; True when it was sent."""
+    client = request.app.ctx.redis
+    size = await cached_size(client, key)
+    if size == 0:
+        return False
+    response = await request.respond(content_type=JSON, headers={"X-Cache": "hit"})
+    async for piece in read_cached(client, key, size):
+        await response.send(piece)
+    await response.eof()
+    return True
+
+
+async def _cached_json(request: Request, stage: str, material: Any, compute) -> HTTPResponse | None:  # type: ignore[no-untyped-def]
+    """Answer from the stage cache, or compute (in a DB thread), cache and answer."""
+    settings = request.app.ctx.settings
+    key, public_key = cache_key(settings.redis_prefix, stage, material)
+    if settings.cache_ttl_seconds and await _replay_cached(request, key):
+        return None
+    slots = request.app.ctx.inline_slots
+    async with slots.slot():
+        result = await slots.run(compute)
+    payload = {"stage": stage, **result, "cache_key": public_key}
+    encoded = ujson.dumps(payload, ensure_ascii=False).encode()
+    if settings.cache_ttl_seconds:
+        await request.app.ctx.redis.set(key, encoded, ex=settings.cache_ttl_seconds)
+    return raw(encoded, content_type=JSON, headers={"X-Cache": "miss"})
+
+
+@bp.post("/seed-resolve")
+async def seed_resolve(request: Request) -> HTTPResponse | None:
+    settings = request.app.ctx.settings
+    await _guard(request, "seed-resolve", settings.rate_limit_seed_resolve)
+    body = bodies.json_object(request)
+    profile = bodies.profile_of(body)
+    params = seeds.validate_seed_request(profile, bodies.optional_object(body, "params"), settings.msd_max_range_days)
+    material = {"profile": profile, "params": seeds.cache_material(profile, params)}
+
+    def compute() -> dict[str, Any]:
+        return seeds.resolve_seeds(
+            request.app.ctx.source,
+            profile,
+            params,
+            in_batch_size=settings.db_in_batch_size,
+            msd_max_range_days=settings.msd_max_range_days,
+        )
+
+    return await _cached_json(request, "seed-resolve", material, compute)
+
+
+@bp.post("/lineage")
+async def lineage_stage(request: Request) -> HTTPResponse | None:
+    settings = request.app.ctx.settings
+    await _guard(request, "lineage", settings.rate_limit_lineage)
+    body = bodies.json_object(request)
+    profile = bodies.profile_of(body)
+    ids = bodies.string_list(body, "container_ids")
+    params = bodies.optional_object(body, "params")
+    direction = lineage.lineage_direction(profile, params)
+    material = {"profile": profile, "direction": direction, "ids": ids}
+    build = lineage.backward_lineage if direction == "backward" else lineage.forward_lineage
+
+    def compute() -> dict[str, Any]:
+        return build(request.app.ctx.source, ids, in_batch_size=settings.db_in_batch_size)
+
+    return await _cached_json(request, "lineage", material, compute)
+
+
+def parse_events_request(body: dict[str, Any]) -> EventsRequest:
+    profile = bodies.profile_of(body)
+    ids = bodies.string_list(body, "container_ids")
+    params = bodies.optional_object(body, "params")
+    domains = events.validate_domains(body["domains"]) if "domains" in body else events.default_domains(profile, params)
+    for optional_list in ("seed_container_ids",):
+        if optional_list in body:
+            bodies.string_list(body, optional_list, required=False)
+    if "lineage" in body and body["lineage"] is not None and not isinstance(body["lineage"], dict):
+        raise ApiError("INVALID_PARAMS", "lineage must be a JSON object (the lineage stage's response)")
+    return EventsRequest(profile=profile, container_ids=ids or [], domains=domains, params=params)
+
+
+@bp.post("/events")
+async def events_stage(request: Request) -> HTTPResponse | None:
+    settings = request.app.ctx.settings
+    await _guard(request, "events", settings.rate_limit_events)
+    req = parse_events_request(bodies.json_object(request))
+    cid_count = len(req.container_ids)
+
+    if cid_count > settings.async_cid_threshold:
+        routed = await request.app.ctx.route_large_events(request, req)
+        if routed is not None:
+            return routed
+    if req.profile != "mid_section_defect" and cid_count > settings.events_cid_limit:
+        raise ApiError(
+            "CID_LIMIT_EXCEEDED",
+            f"{cid_count} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
+            "and the job path is not available",
+            extra={"cid_count": cid_count, "limit": settings.events_cid_limit},
+        )
+
+    cache = None
+    cacheable = (
+        settings.cache_ttl_seconds > 0
+        and req.profile != "mid_section_defect"
+        and cid_count <= settings.cache_skip_cid_threshold
+    )
+    if cacheable:
+        key, _ = cache_key(settings.redis_prefix, "events", req.cache_material())
+        if await _replay_cached(request, key):
+            return None
+        cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
+    await stream_inline(request, req, cache)
+    return None
