@@ -1,0 +1,54 @@
+"""NDJSON lines of a job stream. Records lines splice a chunk's stored bytes unparsed.
+
+Line types, in order: meta; per domain domain_start, records..., domain_end; aggregation
+(profiles that have one); complete. A stream that cannot complete ends with an error line.
+While nothing new has landed, progress lines (keep-alives) may appear anywhere between
+meta and the last line; clients may ignore them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ujson
+
+JSONL = "application/x-ndjson"
+
+
+def line(obj: dict[str, Any]) -> bytes:
+    return ujson.dumps(obj, ensure_ascii=False).encode() + b"\n"
+
+
+def meta(job_id: str, profile: str, domains: list[str], cid_count: int, **extra: Any) -> bytes:
+    return line({"type": "meta", "job_id": job_id, "profile": profile, "domains": domains, "cid_count": cid_count,
+                 **extra})
+
+
+def domain_start(domain: str) -> bytes:
+    return line({"type": "domain_start", "domain": domain})
+
+
+def records(domain: str, batch: int, count: int, chunk: bytes) -> bytes:
+    # The chunk is a JSON array exactly as the job child stored it: no parse, no re-encode.
+    head = ujson.dumps({"type": "records", "domain": domain, "batch": batch, "count": count}).encode()
+    return head[:-1] + b',"data":' + chunk + b"}\n"
+
+
+def domain_end(domain: str, total_records: int) -> bytes:
+    return line({"type": "domain_end", "domain": domain, "total_records": total_records})
+
+
+def aggregation(data: dict[str, Any]) -> bytes:
+    return line({"type": "aggregation", "data": data})
+
+
+def complete(total_records: int, elapsed_seconds: float | None) -> bytes:
+    return line({"type": "complete", "total_records": total_records, "elapsed_seconds": elapsed_seconds})
+
+
+def error(code: str, message: str) -> bytes:
+    return line({"type": "error", "code": code, "message": message})
+
+
+def progress(status: str, progress_fields: dict[str, Any] | None) -> bytes:
+    return line({"type": "progress", "status": status, "progress": progress_fields or {}})
