@@ -274,10 +274,11 @@ class _Progress:
 class _Lot:
     """A container being generated. Ids and names are fixed when the container is created."""
 
-    __slots__ = ("cid", "name", "product", "order", "wafer", "base", "sub", "depth", "chain", "parent", "original")
+    __slots__ = ("cid", "name", "product", "order", "wafer", "base", "sub", "depth", "chain", "parent", "original",
+                 "kind")
 
     def __init__(self, cid: str, name: str, product: int, order: str, wafer: str, base: str, sub: int,
-                 depth: int, chain: list[int], parent: str | None, original: str) -> None:
+                 depth: int, chain: list[int], parent: str | None, original: str, kind: str = "PROD") -> None:
         self.cid = cid
         self.name = name
         self.product = product
@@ -289,6 +290,7 @@ class _Lot:
         self.chain = chain  # split counter shared by a root lot and all its descendants
         self.parent = parent
         self.original = original
+        self.kind = kind  # PJ_TYPE: production, engineering or qualification lot
 
 
 class _Generator:
@@ -405,10 +407,11 @@ class _Generator:
         # GA23100020-A00-011: line letter, yymm, sequence in the month; the letter moves on past 9999.
         base = f"G{chr(65 + seq // 10000)}{ym}{seq % 10000:04d}"
         wafer = f"T{'ABX'[seq % 3]}{ym}{seq:05d}.1"
+        kind = rng.choices(("PROD", "ENG", "QUAL"), (0.96, 0.03, 0.01))[0]
         for k in range(size):
             cid = self.new_id()
             sub = 11 + k
-            root = _Lot(cid, f"{base}-A00-{sub:03d}", product, order, wafer, base, sub, 0, [0], None, cid)
+            root = _Lot(cid, f"{base}-A00-{sub:03d}", product, order, wafer, base, sub, 0, [0], None, cid, kind)
             qty = 100 * rng.randint(40, 150)
             self._family(root, t_release + k * rng.randint(300, 1800), qty)
 
@@ -420,7 +423,7 @@ class _Generator:
             lot, first, t0, q, exposure = pending.popleft()
             spec, q_end, splits = self._route(lot, first, t0, q, exposure)
             self.emit("DW_MES_CONTAINER", (
-                lot.cid, lot.name, lot.parent, lot.original, lot.wafer, lot.order, "PROD", PRODUCTS[lot.product].bop,
+                lot.cid, lot.name, lot.parent, lot.original, lot.wafer, lot.order, lot.kind, PRODUCTS[lot.product].bop,
                 PRODUCTS[lot.product].name, PRODUCTS[lot.product].line, q_end, spec, "LOT", self.ts(t0),
             ))
             for step_index, t_split, child_qty, child_exposure in splits:
@@ -428,7 +431,8 @@ class _Generator:
                 cid = self.new_id()
                 depth = lot.depth + 1
                 child = _Lot(cid, f"{lot.base}-{chr(65 + depth)}{lot.chain[0]:02d}-{lot.sub:03d}", lot.product,
-                             lot.order, lot.wafer, lot.base, lot.sub, depth, lot.chain, lot.cid, lot.original)
+                             lot.order, lot.wafer, lot.base, lot.sub, depth, lot.chain, lot.cid, lot.original,
+                             lot.kind)
                 pending.append((child, step_index + 1, t_split, child_qty, child_exposure))
 
     def _route(self, lot: _Lot, first: int, t: int, qty: int, exposure: int) -> tuple[str, int, list[Any]]:
@@ -774,7 +778,7 @@ def build_demo_warehouse(
         counts = _Generator(conn, lots, seed, start_date, days, bar).run()
         # Indexes after the load: one sort per index instead of a b-tree update per row.
         for n, statement in enumerate(indexes):
-            bar.update(0.9 + 0.1 * n / len(indexes), "indexes", force=True)
+            bar.update(0.9 + 0.1 * n / len(indexes), "indexes")
             conn.execute(statement)
         conn.execute("COMMIT")
         conn.close()
