@@ -721,12 +721,12 @@ class Supervisor:
         elif outcome.status == "superseded":
             store.expire_job_keys(self._redis, keys, ttl)
         else:
+            # Data keys get the job TTL before the "ended" event goes out, so a reader woken by it sees final TTLs.
+            store.expire_job_keys(self._redis, keys, ttl)
             job_keys, args = store.finish_args(keys, outcome.status, outcome.fields, outcome.base, ttl)
             previous = s(self._scripts["FINISH"](keys=job_keys, args=args))
             if previous == "cancelled":  # cancelled just as it ended: cancel wins, its data goes
                 store.delete_job_data(self._redis, keys)
-            else:
-                store.expire_job_keys(self._redis, keys, ttl)
         self._redis.lrem(self._running_key, 0, outcome.job_id)
 
     # -- shutdown ---------------------------------------------------------------------------

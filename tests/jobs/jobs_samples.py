@@ -111,6 +111,7 @@ def redis_heavy(ctx: JobContext, payload: dict) -> dict:
 def stubborn(ctx: JobContext, payload: dict) -> dict:
     """Ignores SIGTERM and never checks: only SIGKILL ends it."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ctx.set_data("ready", "1")
     time.sleep(float(payload.get("seconds", 30.0)))
     return {}
 
