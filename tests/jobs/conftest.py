@@ -6,6 +6,7 @@ import multiprocessing
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 import psutil
@@ -106,6 +107,8 @@ def no_leftover_processes() -> Iterator[None]:
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     yield
+    # multiprocessing's resource tracker is shared by the whole session: it is not a leftover.
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
     for proc in me.children(recursive=True):
-        if proc.pid not in before:
+        if proc.pid not in before and proc.pid != tracker:
             kill_tree(proc.pid)

@@ -1,0 +1,143 @@
+"""Failures around the pool: dead supervisors, two supervisors on one Redis, Redis restarts, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+import redis
+from jobs_testkit import RedisServer, pid_gone, wait_for, wait_status
+
+from jobs import JobKeys, PoolKeys, get_status, submit
+
+
+def _pid_of(client: redis.Redis, prefix: str, job_id: str, timeout: float = 15) -> int:
+    return wait_for(lambda: (get_status(client, prefix, job_id) or {}).get("pid"), timeout, f"job {job_id} to run")
+
+
+def test_dead_supervisor_jobs_are_orphaned_by_another_host(
+    redis_client, make_config, start_process_supervisor, start_thread_supervisor
+) -> None:
+    first = make_config()
+    job_id = submit(redis_client, first, "sleeper", {"seconds": 60})
+    process = start_process_supervisor(first)
+    child = _pid_of(redis_client, first.prefix, job_id)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(5)
+    wait_for(lambda: pid_gone(child), 5, "the child to notice its supervisor is gone and exit")
+    assert get_status(redis_client, first.prefix, job_id)["status"] == "started"  # nobody left to say otherwise
+
+    start_thread_supervisor(make_config())  # another host on the same Redis
+    done = wait_status(redis_client, first.prefix, job_id, ("finished", "failed"), 10)
+    assert done["error"]["code"] == "JOB_ORPHANED"
+    assert f"host {first.host_id} stopped heartbeating" in done["error"]["message"]
+    pool = PoolKeys(first.prefix)
+    wait_for(lambda: not redis_client.sismember(pool.hosts, first.host_id), 5, "the dead host to be forgotten")
+    assert redis_client.llen(pool.running(first.host_id)) == 0
+    assert 0 < redis_client.pttl(JobKeys(first.prefix, job_id).job) <= first.job_ttl_seconds * 1000
+
+
+def test_restarted_host_orphans_what_its_predecessor_left(
+    redis_client, make_config, start_process_supervisor, start_thread_supervisor
+) -> None:
+    config = make_config()
+    pool = PoolKeys(config.prefix)
+    job_id = submit(redis_client, config, "sleeper", {"seconds": 60})
+    process = start_process_supervisor(config)
+    _pid_of(redis_client, config.prefix, job_id)
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(5)
+    # A job the dead supervisor had taken but not yet started: it must run, not be failed.
+    taken = submit(redis_client, config, "echo", {"taken": True})
+    assert redis_client.lmove(pool.queue, pool.running(config.host_id), "LEFT", "RIGHT") == taken.encode()
+
+    start_thread_supervisor(config)  # same host id: waits for the old heartbeat to lapse, then cleans up
+    done = wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 10)
+    assert done["error"]["code"] == "JOB_ORPHANED" and "restarted" in done["error"]["message"]
+    assert wait_status(redis_client, config.prefix, taken, ("finished", "failed"), 10)["status"] == "finished"
+
+
+def test_two_supervisors_run_every_job_exactly_once(redis_client, make_config, start_process_supervisor) -> None:
+    hosts = [make_config(worker_count=2), make_config(worker_count=2)]
+    p = hosts[0].prefix
+    payload = {
+        "count_key": f"{p}:t:count",
+        "max_key": f"{p}:t:max",
+        "runs_key": f"{p}:t:runs",
+        "runner_key": f"{p}:t:runner",
+        "seconds": 0.05,
+    }
+    for config in hosts:
+        start_process_supervisor(config)
+    ids = [submit(redis_client, hosts[0], "counted", payload) for _ in range(40)]
+    for job_id in ids:
+        assert wait_status(redis_client, p, job_id, ("finished", "failed"), 60)["status"] == "finished"
+    runs = {k.decode(): int(v) for k, v in redis_client.hgetall(f"{p}:t:runs").items()}
+    assert runs == {job_id: 1 for job_id in ids}
+    runners = {v.decode() for v in redis_client.hgetall(f"{p}:t:runner").values()}
+    assert runners == {c.host_id for c in hosts}
+    assert int(redis_client.get(f"{p}:t:max")) <= 4
+
+
+@pytest.mark.skipif(not RedisServer().binary, reason="redis-server binary not installed")
+def test_redis_restart_mid_job(make_config, start_thread_supervisor, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="jobs")
+    server = RedisServer()
+    server.start()
+    try:
+        config = make_config(redis_url=server.url, worker_count=1)
+        client = redis.Redis.from_url(server.url, socket_connect_timeout=1)
+        job_id = submit(client, config, "redis_heavy", {"seconds": 60})
+        supervisor = start_thread_supervisor(config)
+        child = _pid_of(client, config.prefix, job_id)
+
+        server.kill()
+        wait_for(lambda: pid_gone(child), 5, "the child to end once Redis is gone")
+        wait_for(lambda: "event=redis_lost" in caplog.text, 5, "the supervisor to notice the outage")
+        assert supervisor.join(1.5) is False  # still looping, retrying with backoff
+        server.start()  # same port, empty: the job's keys are gone
+
+        done = wait_status(client, config.prefix, job_id, ("finished", "failed"), 15)
+        assert done["error"]["code"] == "JOB_FAILED" and "lost Redis" in done["error"]["message"], done
+        assert done["kind"] == "redis_heavy" and done["started_at"]  # rebuilt from the supervisor's copy
+        assert 0 < client.pttl(JobKeys(config.prefix, job_id).job) <= config.job_ttl_seconds * 1000
+        after = submit(client, config, "echo", {"after": "restart"})
+        assert wait_status(client, config.prefix, after, ("finished", "failed"), 15)["status"] == "finished"
+        assert caplog.text.count("event=redis_lost") == 1  # once per outage, not once per retry
+        assert "event=redis_restored" in caplog.text
+        client.close()
+    finally:
+        server.close()
+
+
+def test_graceful_shutdown_lets_short_jobs_end_and_interrupts_the_rest(
+    redis_client, make_config, start_thread_supervisor
+) -> None:
+    config = make_config(worker_count=2, shutdown_grace_seconds=1.5)
+    short = submit(redis_client, config, "sleeper", {"seconds": 0.6})
+    long = submit(redis_client, config, "sleeper", {"seconds": 60})
+    supervisor = start_thread_supervisor(config)
+    _pid_of(redis_client, config.prefix, short)
+    long_pid = _pid_of(redis_client, config.prefix, long)
+    supervisor.stop()
+    assert supervisor.join(1.5 + 0.5 + 4), "stop() took longer than grace + kill grace"
+    assert get_status(redis_client, config.prefix, short)["status"] == "finished"
+    interrupted = get_status(redis_client, config.prefix, long)
+    assert interrupted["error"]["code"] == "JOB_INTERRUPTED", interrupted
+    assert pid_gone(long_pid)
+    pool = PoolKeys(config.prefix)
+    assert redis_client.exists(pool.heartbeat(config.host_id), pool.pool_state(config.host_id)) == 0
+
+
+def test_sigterm_stops_a_supervisor_process_gracefully(redis_client, make_config, start_process_supervisor) -> None:
+    config = make_config(shutdown_grace_seconds=0.5)
+    job_id = submit(redis_client, config, "sleeper", {"seconds": 60})
+    process = start_process_supervisor(config)  # daemonic, spawned: as Sanic's worker manager runs it
+    child = _pid_of(redis_client, config.prefix, job_id)
+    process.terminate()
+    process.join(10)
+    assert process.exitcode == 0
+    assert get_status(redis_client, config.prefix, job_id)["error"]["code"] == "JOB_INTERRUPTED"
+    assert pid_gone(child)
