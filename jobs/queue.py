@@ -33,7 +33,7 @@ class CancelResult:
     cancelled: bool
 
 
-def _job_keys(prefix: str, job_id: str) -> JobKeys:
+def checked_job_keys(prefix: str, job_id: str) -> JobKeys:
     if not is_valid_job_id(job_id):
         raise InvalidJobId(f"not a job id: {job_id!r}")
     return JobKeys(prefix, job_id)
@@ -93,7 +93,7 @@ def submit(client: redis.Redis, config: PoolConfig, kind: str, payload: dict[str
 
 def get_status(client: redis.Redis, prefix: str, job_id: str) -> dict[str, Any] | None:
     """The job's status document, or None if there is no such job (never was, or expired)."""
-    keys = _job_keys(prefix, job_id)
+    keys = checked_job_keys(prefix, job_id)
     try:
         raw = client.hgetall(keys.job)
         if not raw:
@@ -113,7 +113,7 @@ def cancel(client: redis.Redis, prefix: str, job_id: str) -> CancelResult:
     one sample round and kills its child. Either way the job's data keys are deleted and only
     its hash remains (status `cancelled`, expiring after the job TTL).
     """
-    keys = _job_keys(prefix, job_id)
+    keys = checked_job_keys(prefix, job_id)
     try:
         previous = s(
             client.register_script(store.CANCEL)(
@@ -129,7 +129,7 @@ def cancel(client: redis.Redis, prefix: str, job_id: str) -> CancelResult:
     return CancelResult(job_id, previous or None, previous in store.ACTIVE)
 
 
-def _prefix_of(config_or_prefix: PoolConfig | str) -> str:
+def prefix_of(config_or_prefix: PoolConfig | str) -> str:
     return config_or_prefix.prefix if isinstance(config_or_prefix, PoolConfig) else config_or_prefix
 
 
@@ -161,7 +161,7 @@ def pool_state(client: redis.Redis, config_or_prefix: PoolConfig | str, host: st
     supervisor_pid, updated_at, running: [{job_id, kind, pid, rss_mb, peak_rss_mb, run_seconds}]}]}
     for `host` (or every known host when None).
     """
-    pool = PoolKeys(_prefix_of(config_or_prefix))
+    pool = PoolKeys(prefix_of(config_or_prefix))
     try:
         hosts = [host] if host else sorted(s(h) for h in client.smembers(pool.hosts))
         pipe = client.pipeline(transaction=False)

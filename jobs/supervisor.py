@@ -96,6 +96,7 @@ class _Outcome:
     status: str  # finished | failed | cancelled | superseded
     fields: dict[str, Any]
     base: dict[str, Any]
+    pid: int | None = None
 
 
 class Supervisor:
@@ -616,7 +617,9 @@ class Supervisor:
         except OSError:
             pass
         del self._children[child.job_id]
-        self._record(self._decide(child))
+        outcome = self._decide(child)
+        outcome.pid = child.pid
+        self._record(outcome)
 
     def _decide(self, child: _Child) -> _Outcome:
         cfg = self.config
@@ -695,6 +698,7 @@ class Supervisor:
             job_id=outcome.job_id,
             kind=outcome.kind,
             host=self.host,
+            pid=outcome.pid,
             status=outcome.status,
             code=outcome.fields.get("error_code"),
             duration_s=store.now() - started,
