@@ -307,8 +307,14 @@ def test_materials_and_rejects_are_recorded_at_stations(db: sqlite3.Connection) 
     assert scalar(db, "SELECT COUNT(*) FROM DW_MES_LOTMATERIALSHISTORY WHERE MATERIALPARTNAME IS NULL "
                       "OR MATERIALLOTNAME IS NULL OR QTYCONSUMED <= 0 OR EQUIPMENTNAME IS NULL") == 0
     assert scalar(db, "SELECT COUNT(DISTINCT MATERIALPARTNAME) FROM DW_MES_LOTMATERIALSHISTORY") >= 8
+    # The five reject columns add up to the units rejected: at least one, at most the defects found.
+    total = ("COALESCE(REJECTQTY, 0) + COALESCE(STANDBYQTY, 0) + COALESCE(QTYTOPROCESS, 0) "
+             "+ COALESCE(INPROCESSQTY, 0) + COALESCE(PROCESSEDQTY, 0)")
     assert scalar(db, "SELECT COUNT(*) FROM DW_MES_LOTREJECTHISTORY WHERE LOSSREASONNAME IS NULL "
-                      "OR DEFECTQTY <= 0 OR REJECTQTY + STANDBYQTY <> DEFECTQTY OR DEFECTQTY > QTYTOPROCESS") == 0
+                      f"OR DEFECTQTY IS NULL OR {total} < 1 OR {total} > DEFECTQTY") == 0
+    assert scalar(db, "SELECT COUNT(*) FROM DW_MES_LOTREJECTHISTORY WHERE STANDBYQTY IS NULL") > 0
+    # Failures at test are counted as processed units.
+    assert scalar(db, "SELECT COUNT(*) FROM DW_MES_LOTREJECTHISTORY WHERE PROCESSEDQTY > 0") > 0
     assert scalar(db, "SELECT COUNT(DISTINCT WORKCENTERNAME) FROM DW_MES_LOTREJECTHISTORY") >= 8
 
 

@@ -370,9 +370,11 @@ class _Generator:
             self.emit("DW_MES_SPEC_WORKCENTER_V", row)
 
         roots_wanted = max(1, round(self.lots / CONTAINERS_PER_ROOT))
-        sizes: list[int] = []
-        while sum(sizes) < roots_wanted:
-            sizes.append(min(rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0], roots_wanted - sum(sizes)))
+        sizes: list[int] = []  # root assembly lots per wafer lot
+        planned = 0
+        while planned < roots_wanted:
+            sizes.append(min(rng.choices((1, 2, 3), (0.5, 0.35, 0.15))[0], roots_wanted - planned))
+            planned += sizes[-1]
         # Releases run from the first day of history to two days before the end, evenly with jitter,
         # so that test track-ins cover the whole window and the last lots are still in WIP at the end.
         release_span = max(self.end - 2 * _DAY, _DAY)
@@ -514,9 +516,10 @@ class _Generator:
                 self._job_check(si, machine, t_in, lot, si == job_at)
                 return spec, qty, splits
             defects = min(defects, q_in // 4)
+            qty = q_in
             if defects:
-                self._reject(cid, step.workcenter, spec, machine, loss, q_in, defects, t_out - 120)
-            qty = q_in - defects
+                qty -= self._reject(cid, step.workcenter, spec, machine, loss, q_in, defects, t_out - 120,
+                                    si == FINAL_TEST)
             self._track(cid, step.workcenter, spec, machine_id, machine, t_in, t_out, q_in, qty, lot.order,
                         step.partial)
             self._job_check(si, machine, t_in, lot, si == job_at)
@@ -581,14 +584,34 @@ class _Generator:
                          None, q_out, runcard, order))
 
     def _reject(self, cid: str, workcenter: str, spec: str, machine: str, loss: str | None, q_in: int,
-                defects: int, t: int) -> None:
+                defects: int, t: int, tested: bool) -> int:
+        """One reject row; returns the units taken out of the lot.
+
+        DEFECTQTY counts the defective units found. Some are recovered (retest, rework); the rest are
+        rejected, and the five reject columns split them by the state the units were in: REJECTQTY,
+        STANDBYQTY, QTYTOPROCESS, INPROCESSQTY, PROCESSEDQTY (the service adds them up as the reject
+        total). At test the failures are processed units; elsewhere mostly plain rejects. Columns that
+        do not apply are 0 or, as in the real warehouse, sometimes NULL.
+        """
         rand = self.rng.random
-        # DEFECTQTY units failed; most are scrapped (REJECTQTY), some wait for an MRB verdict (STANDBYQTY).
-        standby = int(defects * 0.3 * rand()) if rand() < 0.2 else 0
+        recovered = int(defects * 0.25 * rand()) if rand() < 0.3 else 0
+        total = defects - recovered
+        buckets: list[int | None] = [0, 0, 0, 0, 0]
+        side = int(total * 0.3 * rand()) if rand() < 0.25 else 0
+        buckets[1 if rand() < 0.5 else 3] = side  # on standby or still in process
+        if rand() < 0.05:
+            before = int((total - side) * 0.5 * rand())
+            buckets[2] = before  # found at incoming inspection, before processing
+            side += before
+        buckets[4 if tested else 0] = total - side
+        for i in range(5):
+            if buckets[i] == 0 and rand() < 0.3:
+                buckets[i] = None
         self.emit("DW_MES_LOTREJECTHISTORY", (
-            self._bump("DW_MES_LOTREJECTHISTORY"), cid, workcenter, spec, machine, loss, defects - standby, standby,
-            q_in, 0, q_in, defects, _REJECT_COMMENTS[int(rand() * len(_REJECT_COMMENTS))], self.ts(t),
+            self._bump("DW_MES_LOTREJECTHISTORY"), cid, workcenter, spec, machine, loss, *buckets, defects,
+            _REJECT_COMMENTS[int(rand() * len(_REJECT_COMMENTS))], self.ts(t),
         ))
+        return total
 
     def _hold(self, cid: str, workcenter: str, t: int, mrb: bool) -> int:
         """A hold after a track-out. Returns the release time, or -1 if the lot is still on hold."""
@@ -727,8 +750,8 @@ class _Generator:
                     if rand() < 0.25 + 0.6 * exposed:
                         defects = 1 + int(qty * (0.0005 + 0.004 * exposed) * rand())
                         loss = LOSS_REASONS["TMTT"][int(rand() * 3)] if rand() > exposed else _SIGNAL_LOSSES[0]
-                        self._reject(cid, step.workcenter, spec, machine, loss, qty, defects, t_out - 120)
-                    q_end = qty - defects
+                        q_end -= self._reject(cid, step.workcenter, spec, machine, loss, qty, defects, t_out - 120,
+                                              True)
                     self._track(cid, step.workcenter, spec, machine_id, machine, t_in, t_out, qty, q_end, order,
                                 step.partial, serial)
                 self._job_check(si, machine, t_in, lot, rand() < 0.02)
@@ -769,8 +792,8 @@ def build_demo_warehouse(
         # The file is scratch until os.replace: no journal, no fsync; a crash just leaves a .tmp behind.
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA temp_store=MEMORY")
+        # 32 MB of page cache: a bigger cache bought no speed here, only resident memory.
+        conn.execute("PRAGMA cache_size=-32768")
         conn.execute("BEGIN")
         for statement in tables:
             conn.execute(statement)
