@@ -30,7 +30,6 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -449,12 +448,12 @@ class _Generator:
         mats = self.materials[lot.product]
         cid = lot.cid
         splits: list[Any] = []
-        # One split per lot at most, more often for original lots; a split can even come right after
-        # final test (children then have no history of their own: only their ancestors do).
         if first > FINAL_TEST:
             # Split off after final test: nothing left to run, the lot waits to be combined.
             self.completed.append((t, lot.product, len(self.completed), cid, lot.name, qty, exposure, lot.order))
             return STEPS[FINAL_TEST].specs[family % len(STEPS[FINAL_TEST].specs)], qty, splits
+        # One split per lot at most, more often for original lots; a split can even come right after
+        # final test (children then have no history of their own: only their ancestors do).
         split_at = -1
         if rand() < (0.32 if lot.depth == 0 else 0.18 if lot.depth < 3 else 0.0) and first < FINAL_TEST:
             split_at = rng.randint(first, FINAL_TEST)
@@ -462,7 +461,7 @@ class _Generator:
                 split_at = rng.randint(first, FINAL_TEST - 1)
         hold_at = rng.randint(first, FINAL_TEST) if rand() < 0.035 else -1
         job_at = rng.randint(first, FINAL_TEST) if rand() < 0.02 else -1
-        spec = STEPS[first].specs[0]
+        spec = ""
         for si in range(first, FINAL_TEST + 1):
             step = STEPS[si]
             spec = step.specs[family % len(step.specs)]
@@ -591,7 +590,7 @@ class _Generator:
         rejected, and the five reject columns split them by the state the units were in: REJECTQTY,
         STANDBYQTY, QTYTOPROCESS, INPROCESSQTY, PROCESSEDQTY (the service adds them up as the reject
         total). At test the failures are processed units; elsewhere mostly plain rejects. Columns that
-        do not apply are 0 or, as in the real warehouse, sometimes NULL.
+        do not apply are 0 or sometimes NULL, which readers must count as 0.
         """
         rand = self.rng.random
         recovered = int(defects * 0.25 * rand()) if rand() < 0.3 else 0
@@ -813,13 +812,3 @@ def build_demo_warehouse(
     bar.done()
     return counts
 
-
-def iter_table_rows(path: str | os.PathLike[str], table: str) -> Iterator[tuple[Any, ...]]:
-    """Every row of a table in primary-key order (for dumps and checks)."""
-    if table not in _TABLES:
-        raise ValueError(f"unknown table {table}")
-    conn = sqlite3.connect(path)
-    try:
-        yield from conn.execute(f"SELECT * FROM {table} ORDER BY 1")
-    finally:
-        conn.close()
