@@ -200,6 +200,12 @@ SPECS: dict[str, Spec] = {
     "msd_max_range_days": _int(
         "TRACE_MSD_MAX_RANGE_DAYS", 366, "Longest date range a mid-section-defect seed-resolve may ask for.", 1, 3660
     ),
+    "sql_override_dir": _str(
+        "TRACE_SQL_OVERRIDE_DIR",
+        "",
+        "Fault injection: a directory whose <query>.sql files replace the packaged queries of the same name. "
+        "Leave empty in production.",
+    ),
     # --- the HTTP server ---------------------------------------------------------------
     "host": _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on."),
     "port": _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535),
@@ -242,6 +248,7 @@ class Settings:
     rate_limit_jobs: int
     request_max_bytes: int
     msd_max_range_days: int
+    sql_override_dir: str
     host: str
     port: int
     http_workers: int

@@ -56,6 +56,7 @@ def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[l
         req.container_ids,
         in_batch_size=settings.db_in_batch_size,
         fetch_size=settings.db_fetchmany_size,
+        sql_override_dir=settings.sql_override_dir or None,
     )
 
 

@@ -70,6 +70,7 @@ async def seed_resolve(request: Request) -> HTTPResponse | None:
             params,
             in_batch_size=settings.db_in_batch_size,
             msd_max_range_days=settings.msd_max_range_days,
+            sql_override_dir=settings.sql_override_dir or None,
         )
 
     return await _cached_json(request, "seed-resolve", material, compute)
@@ -88,7 +89,12 @@ async def lineage_stage(request: Request) -> HTTPResponse | None:
     build = lineage.backward_lineage if direction == "backward" else lineage.forward_lineage
 
     def compute() -> dict[str, Any]:
-        return build(request.app.ctx.source, ids, in_batch_size=settings.db_in_batch_size)
+        return build(
+            request.app.ctx.source,
+            ids,
+            in_batch_size=settings.db_in_batch_size,
+            sql_override_dir=settings.sql_override_dir or None,
+        )
 
     return await _cached_json(request, "lineage", material, compute)
 

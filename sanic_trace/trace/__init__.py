@@ -5,5 +5,5 @@
 - events:  domain specs and the record-batch iterator every events path consumes
 
 Supporting modules: params (request checks), queries (one query over one IN-batch),
-records (fetchmany batch → JSON-safe dicts), sqlfiles (packaged SQL or an override directory).
+records (fetchmany batch → JSON-safe dicts).
 """

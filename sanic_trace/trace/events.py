@@ -22,11 +22,11 @@ from typing import Any
 from sanic_trace.db.batching import batch_count, in_batches
 from sanic_trace.db.source import DataSource
 from sanic_trace.errors import ApiError
+from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.lineage import lineage_direction
 from sanic_trace.trace.params import invalid
 from sanic_trace.trace.queries import stream_in_batch
 from sanic_trace.trace.records import Derive, build_records
-from sanic_trace.trace.sqlfiles import SqlDir, get_sql
 
 DOMAINS = ("history", "materials", "rejects", "holds", "jobs", "upstream_history", "downstream_rejects")
 
@@ -112,7 +112,7 @@ def iter_domain_batches(
     spec = DOMAIN_SPECS.get(domain)
     if spec is None:
         invalid(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
-    sql = get_sql(spec.sql_name, sql_override_dir)
+    sql = load_sql(spec.sql_name, sql_override_dir)
     total = domain_batch_total(len(container_ids), in_batch_size)
     for done, batch in enumerate(in_batches(container_ids, in_batch_size), start=1):
         # closing(): a consumer that stops mid-batch must not leave the cursor to the GC.

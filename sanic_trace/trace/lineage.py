@@ -28,8 +28,8 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches, normalise_ids
 from sanic_trace.db.source import DataSource
+from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.queries import column_index, stream_in_batch
-from sanic_trace.trace.sqlfiles import SqlDir, get_sql
 
 MAX_DEPTH = 20
 
@@ -69,7 +69,7 @@ class _Walk:
         self.seeds = seeds
         self.in_batch_size = in_batch_size
         self.max_depth = max_depth
-        self.nodes_sql = get_sql("lineage_nodes", sql_dir)
+        self.nodes_sql = load_sql("lineage_nodes", sql_dir)
         self.seen: set[str] = set(seeds)
         self.names: dict[str, str] = {}
         self.firstnames: dict[str, str] = {}
@@ -133,7 +133,7 @@ def backward_lineage(
             merges.setdefault(row[i_lot], set()).add(row[i_source])
             walk.add_edge(row[i_lot], row[i_source], discovered)
 
-    walk.run(get_sql("lineage_merge_sources", sql_override_dir), read_merges, follow_split_parents=True)
+    walk.run(load_sql("lineage_merge_sources", sql_override_dir), read_merges, follow_split_parents=True)
     parents = walk.edges
     ancestors = {seed: _reachable(seed, parents, max_depth) for seed in seeds}
     every_ancestor: set[str] = set()
@@ -171,7 +171,7 @@ def forward_lineage(
             if row[i_serial] is not None:
                 serials[row[i_child]] = row[i_serial]
 
-    walk.run(get_sql("lineage_children", sql_override_dir), read_children, follow_split_parents=False)
+    walk.run(load_sql("lineage_children", sql_override_dir), read_children, follow_split_parents=False)
     children = walk.edges
     leaf_serials = {
         seed: sorted({serials[c] for c in _reachable(seed, children, max_depth) if c in serials}) for seed in seeds

@@ -17,6 +17,7 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches
 from sanic_trace.db.source import DataSource
+from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.params import (
     DIRECTIONS,
     check_params,
@@ -27,7 +28,6 @@ from sanic_trace.trace.params import (
     text,
 )
 from sanic_trace.trace.queries import column_index, stream_in_batch
-from sanic_trace.trace.sqlfiles import SqlDir, get_sql
 
 FORWARD_RESOLVE_TYPES = ("lot_id", "work_order", "wafer_lot")
 REVERSE_RESOLVE_TYPES = ("serial_number", "gd_work_order", "gd_lot_id")
@@ -155,7 +155,7 @@ def _date(value: Any, field: str) -> date:
 def _resolve_values(
     source: DataSource, resolve_type: str, values: list[str], *, in_batch_size: int, sql_dir: SqlDir
 ) -> dict[str, Any]:
-    sql = get_sql(RESOLVE_SQL[resolve_type], sql_dir)
+    sql = load_sql(RESOLVE_SQL[resolve_type], sql_dir)
     matches: dict[str, list[tuple[str, str | None]]] = {}
     for batch in in_batches(values, in_batch_size):
         for columns, rows in stream_in_batch(source, sql, batch, pad_to=in_batch_size):
@@ -183,7 +183,7 @@ def _station_seeds(source: DataSource, request: Mapping[str, Any], sql_dir: SqlD
     end = datetime.combine(date.fromisoformat(request["end_date"]), time()) + timedelta(days=1)
     binds = {"start_time": start, "end_time": end, "station": request["station"]}
     seeds: list[dict[str, Any]] = []
-    for columns, rows in source.stream(get_sql(MSD_STATION_SQL, sql_dir), binds):
+    for columns, rows in source.stream(load_sql(MSD_STATION_SQL, sql_dir), binds):
         i_id, i_name = column_index(columns, "CONTAINERID", "CONTAINERNAME")
         seeds.extend(_seed(row[i_id], row[i_name]) for row in rows)
     return seeds
