@@ -1,4 +1,7 @@
-"""Reading and checking request bodies: a JSON object with a known profile."""
+"""Reading request bodies: a JSON object, else 400 INVALID_PARAMS.
+
+The field checks themselves live in sanic_trace.trace.params, shared with the stages.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import ujson
 from sanic import Request
 
 from sanic_trace.errors import ApiError
-
-PROFILES = ("query_tool", "query_tool_reverse", "mid_section_defect")
 
 
 def json_object(request: Request) -> dict[str, Any]:
@@ -23,37 +24,3 @@ def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError("INVALID_PARAMS", f"the body must be a JSON object, not {type(body).__name__}")
     return body
-
-
-def profile_of(body: dict[str, Any]) -> str:
-    profile = body.get("profile")
-    if profile not in PROFILES:
-        raise ApiError("INVALID_PROFILE", f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    return profile
-
-
-def optional_object(body: dict[str, Any], field: str) -> dict[str, Any]:
-    value = body.get(field)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ApiError("INVALID_PARAMS", f"{field} must be a JSON object")
-    return value
-
-
-def string_list(body: dict[str, Any], field: str, *, required: bool = True) -> list[str] | None:
-    """A list of strings, normalised (trimmed, blanks and duplicates dropped, order kept)."""
-    from sanic_trace.db.batching import normalise_ids
-
-    value = body.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, list):
-        raise ApiError("INVALID_PARAMS", f"{field} must be a list of strings")
-    bad = [i for i, v in enumerate(value) if not isinstance(v, str)]
-    if bad:
-        raise ApiError("INVALID_PARAMS", f"{field} must be a list of strings; entry {bad[0]} is not a string")
-    ids = normalise_ids(value)
-    if required and not ids:
-        raise ApiError("INVALID_PARAMS", f"{field} must not be empty")
-    return ids

@@ -14,6 +14,7 @@ from sanic_trace.api.inline_events import EventsRequest, stream_inline
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.errors import ApiError
 from sanic_trace.trace import events, lineage, seeds
+from sanic_trace.trace.params import check_params, check_profile, string_list
 
 bp = Blueprint("trace", url_prefix="/api/trace")
 
@@ -59,8 +60,8 @@ async def seed_resolve(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "seed-resolve", settings.rate_limit_seed_resolve)
     body = bodies.json_object(request)
-    profile = bodies.profile_of(body)
-    params = seeds.validate_seed_request(profile, bodies.optional_object(body, "params"), settings.msd_max_range_days)
+    profile = check_profile(body.get("profile"))
+    params = seeds.validate_seed_request(profile, dict(check_params(body.get("params"))), settings.msd_max_range_days)
     material = {"profile": profile, "params": seeds.cache_material(profile, params)}
 
     def compute() -> dict[str, Any]:
@@ -81,9 +82,9 @@ async def lineage_stage(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "lineage", settings.rate_limit_lineage)
     body = bodies.json_object(request)
-    profile = bodies.profile_of(body)
-    ids = bodies.string_list(body, "container_ids")
-    params = bodies.optional_object(body, "params")
+    profile = check_profile(body.get("profile"))
+    ids = string_list(body.get("container_ids"), "container_ids", required=True)
+    params = dict(check_params(body.get("params")))
     direction = lineage.lineage_direction(profile, params)
     material = {"profile": profile, "direction": direction, "ids": ids}
     build = lineage.backward_lineage if direction == "backward" else lineage.forward_lineage
@@ -100,16 +101,14 @@ async def lineage_stage(request: Request) -> HTTPResponse | None:
 
 
 def parse_events_request(body: dict[str, Any]) -> EventsRequest:
-    profile = bodies.profile_of(body)
-    ids = bodies.string_list(body, "container_ids")
-    params = bodies.optional_object(body, "params")
+    profile = check_profile(body.get("profile"))
+    ids = string_list(body.get("container_ids"), "container_ids", required=True)
+    params = dict(check_params(body.get("params")))
     domains = events.validate_domains(body["domains"]) if "domains" in body else events.default_domains(profile, params)
-    for optional_list in ("seed_container_ids",):
-        if optional_list in body:
-            bodies.string_list(body, optional_list, required=False)
+    string_list(body.get("seed_container_ids"), "seed_container_ids", required=False)
     if "lineage" in body and body["lineage"] is not None and not isinstance(body["lineage"], dict):
         raise ApiError("INVALID_PARAMS", "lineage must be a JSON object (the lineage stage's response)")
-    return EventsRequest(profile=profile, container_ids=ids or [], domains=domains, params=params)
+    return EventsRequest(profile=profile, container_ids=ids, domains=domains, params=params)
 
 
 @bp.post("/events")
