@@ -112,12 +112,15 @@ class Supervisor:
         self._stop = threading.Event()
         self._children: dict[str, _Child] = {}
         self._pending: list[_Outcome] = []
+        # Short timeouts: Redis calls share the loop with RSS sampling and kills, so a Redis that hangs
+        # (a partition, not a refusal) may stall enforcement for about a second, not longer; after that
+        # the outage backoff keeps Redis calls out of the loop. One immediate retry, on connection errors
+        # only, hides a stale pooled connection; real outages are handled here, with backoff.
         self._redis = redis.Redis.from_url(
             config.redis_url,
-            socket_connect_timeout=2,
-            socket_timeout=max(5.0, 4 * config.rss_sample_interval),
-            # One immediate retry hides a stale pooled connection; real outages are handled here, with backoff.
-            retry=Retry(NoBackoff(), 1),
+            socket_connect_timeout=1.0,
+            socket_timeout=max(1.0, 4 * config.rss_sample_interval),
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         self._scripts = {
             name: self._redis.register_script(getattr(store, name))
