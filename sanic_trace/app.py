@@ -12,9 +12,11 @@ import sys
 import redis.asyncio as aioredis
 from sanic import Sanic
 
-from sanic_trace.api import error_handler, health, request_meta, trace
+from jobs import aio
+from sanic_trace.api import error_handler, health, jobs, request_meta, trace
 from sanic_trace.api.protection import InlineSlots, RateLimiter
 from sanic_trace.db.source import open_source
+from sanic_trace.pool import embed_supervisor, pool_config
 from sanic_trace.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("sanic_trace")
@@ -41,7 +43,10 @@ def configure_logging(level: str) -> None:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def create_app(settings: Settings | object | None = None, *, name: str = APP_NAME) -> Sanic:
+def create_app(
+    settings: Settings | object | None = None, *, name: str = APP_NAME, with_supervisor: bool = True
+) -> Sanic:
+    """The service. `with_supervisor=False` serves HTTP only (another process runs this host's pool)."""
     settings = _settings_or_exit(settings)
     configure_logging(settings.log_level)
 
@@ -56,8 +61,12 @@ def create_app(settings: Settings | object | None = None, *, name: str = APP_NAM
     request_meta.install(app)
     app.blueprint(health.bp)
     app.blueprint(trace.bp)
-    # Replaced by the job path when it is wired in; None means "serve it inline if allowed".
-    app.ctx.route_large_events = _no_job_path
+    app.blueprint(jobs.bp)
+    # Events requests over TRACE_ASYNC_CID_THRESHOLD go to the pool; None back means "serve inline".
+    app.ctx.route_large_events = jobs.submit_events_job
+    app.ctx.pool_config = pool_config(settings)
+    if with_supervisor:
+        embed_supervisor(app, settings)
 
     @app.before_server_start
     async def open_connections(app: Sanic) -> None:
@@ -74,6 +83,11 @@ def create_app(settings: Settings | object | None = None, *, name: str = APP_NAM
         app.ctx.rate_limiter = RateLimiter(app.ctx.redis, settings.redis_prefix, settings.rate_limit_window_seconds)
         app.ctx.inline_slots = InlineSlots(settings.inline_max_concurrency)
 
+        async def pool_state() -> dict:
+            return await aio.pool_state(app.ctx.redis, settings.redis_prefix)
+
+        app.ctx.pool_state = pool_state
+
     @app.after_server_stop
     async def close_connections(app: Sanic) -> None:
         app.ctx.inline_slots.close()
@@ -81,7 +95,3 @@ def create_app(settings: Settings | object | None = None, *, name: str = APP_NAM
         app.ctx.source.close()
 
     return app
-
-
-async def _no_job_path(request: object, events_request: object) -> None:
-    return None

@@ -206,6 +206,13 @@ SPECS: dict[str, Spec] = {
         "Fault injection: a directory whose <query>.sql files replace the packaged queries of the same name. "
         "Leave empty in production.",
     ),
+    "job_chunk_delay_seconds": _float(
+        "TRACE_JOB_CHUNK_DELAY_SECONDS",
+        0.0,
+        "Testing and demos: a trace job pauses this long after each stored chunk. Keep 0 in production.",
+        0,
+        60,
+    ),
     # --- the HTTP server ---------------------------------------------------------------
     "host": _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on."),
     "port": _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535),
@@ -249,6 +256,7 @@ class Settings:
     request_max_bytes: int
     msd_max_range_days: int
     sql_override_dir: str
+    job_chunk_delay_seconds: float
     host: str
     port: int
     http_workers: int

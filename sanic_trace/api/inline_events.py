@@ -73,7 +73,11 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
             await slots.run(batches.close)
             raise
         response = await request.respond(
-            content_type="application/json", headers={"X-Trace-Path": "inline", "X-Request-ID": request.ctx.request_id}
+            content_type="application/json",
+            headers={
+                "X-Trace-Path": getattr(request.ctx, "trace_path", "inline"),
+                "X-Request-ID": request.ctx.request_id,
+            },
         )
         writer = _BodyWriter(response, cache)
         failed: list[dict[str, str]] = []

@@ -58,11 +58,14 @@ DETECTION_GROUP = "測試"
 FINAL_TEST_WORKCENTER = "測試"
 TMTT_WORKCENTER = "TMTT"
 
-# The planted signal. Machines are EQUIPMENTNAMEs; material lots are MATERIALLOTNAMEs. Material lot
-# names number the supply period counted from the first day of history (start_date - LEAD_DAYS), so
-# these lots are in use only when the generated span reaches them (it does for days >= 70).
+# The planted signal. Machines are EQUIPMENTNAMEs; material lots are MATERIALLOTNAMEs. Material lots
+# are numbered by supply period counted from the first day of history (start_date - LEAD_DAYS) and
+# by machine slot (see Material), so these two are in use only when the generated span reaches
+# them: EMC-0015 on days 35-42 of history at presses MD-01/MD-04, AUW-0046 on days 60-64 at
+# bonders WB-02/05/08/11/14 (days >= 58 covers both). Neither shares machines with BAD_MACHINES,
+# so the two kinds of signal do not mask each other.
 BAD_MACHINES: tuple[str, ...] = ("WB-07", "MD-03")
-BAD_MATERIAL_LOTS: tuple[str, ...] = ("EMC-0009", "AUW-0031")
+BAD_MATERIAL_LOTS: tuple[str, ...] = ("EMC-0015", "AUW-0046")
 
 # History starts this many days before start_date: lots already in WIP when the window opens, so
 # that test track-ins cover the whole window [start_date, start_date + days).
@@ -148,25 +151,32 @@ _PRODUCT_WEIGHTS = [p.weight for p in PRODUCTS]
 
 @dataclass(frozen=True)
 class Material:
-    """A material consumed at a step; its lot changes every `period_days` (one lot in use at a time)."""
+    """A material consumed at a step.
+
+    Each machine of the step loads its own material lot, and the lots change every `period_days`.
+    `slots` lots are in use at the same time: machine k of the step uses slot k % slots, and the
+    lot is CODE-NNNN with NNNN = period * slots + slot. Several concurrent lots keep a material lot
+    from being a mere alias of "the lots processed that week".
+    """
 
     part: str  # MATERIALPARTNAME; '{line}' is replaced by the product's package line
-    code: str  # MATERIALLOTNAME prefix; lot = CODE-NNNN with NNNN the supply period
+    code: str  # MATERIALLOTNAME prefix
     period_days: float
     per_unit: float  # QTYCONSUMED per unit of the lot
+    slots: int = 1
     family: int | None = None  # only products of this family consume it
 
 
 # Step index -> materials. The wafer itself (FIRSTNAME) is also recorded at die bond.
 MATERIALS: dict[int, tuple[Material, ...]] = {
-    2: (Material("LEADFRAME {line}", "LF", 3, 1 / 120), Material("DIE ATTACH EPOXY 84-1", "DAE", 5, 0.0004)),
-    4: (Material("AU WIRE 1.0MIL", "AUW", 2, 0.0035, family=0), Material("CU WIRE 1.0MIL", "CUW", 2, 0.0035, family=1)),
-    6: (Material("EMC G700", "EMC", 4, 0.021),),
+    2: (Material("LEADFRAME {line}", "LF", 3, 1 / 120, 2), Material("DIE ATTACH EPOXY 84-1", "DAE", 5, 0.0004, 2)),
+    4: (Material("AU WIRE 1.0MIL", "AUW", 4, 0.0035, 3, family=0), Material("CU WIRE 1.0MIL", "CUW", 4, 0.0035, 3, 1)),
+    6: (Material("EMC G700", "EMC", 7, 0.021, 3),),
     9: (Material("TIN ANODE 99.99", "SN", 7, 0.00006),),
 }
 TMTT_MATERIALS: tuple[Material, ...] = (
-    Material("CARRIER TAPE 8MM", "CT", 3, 0.004),
-    Material("COVER TAPE 5.4MM", "CVT", 3, 0.004),
+    Material("CARRIER TAPE 8MM", "CT", 3, 0.004, 2),
+    Material("COVER TAPE 5.4MM", "CVT", 3, 0.004, 2),
 )
 
 # (HOLDREASONNAME, needs an NCR, HOLDCOMMENTS)
@@ -346,17 +356,17 @@ class _Generator:
             self.counts[table] += len(buffer)
             buffer.clear()
 
-    def _materials_by_product(self) -> list[dict[int, list[tuple[str, str, int, float]]]]:
-        """Per product, step index -> (MATERIALPARTNAME, lot code, supply period in s, qty per unit)."""
+    def _materials_by_product(self) -> list[dict[int, list[tuple[str, str, int, float, int]]]]:
+        """Per product, step index -> (MATERIALPARTNAME, lot code, supply period in s, qty per unit, slots)."""
         table = []
         for product in PRODUCTS:
-            by_step: dict[int, list[tuple[str, str, int, float]]] = {}
+            by_step: dict[int, list[tuple[str, str, int, float, int]]] = {}
             for si, mats in (*MATERIALS.items(), (len(STEPS), TMTT_MATERIALS)):
                 for m in mats:
                     if m.family is None or m.family == product.family:
                         code = m.code + (product.line.replace("-", "") if m.code == "LF" else "")
                         by_step.setdefault(si, []).append(
-                            (m.part.format(line=product.line), code, int(m.period_days * _DAY), m.per_unit)
+                            (m.part.format(line=product.line), code, int(m.period_days * _DAY), m.per_unit, m.slots)
                         )
             table.append(by_step)
         return table
@@ -477,8 +487,8 @@ class _Generator:
             t_out = t_in + int(step.hours * _HOUR * (0.6 + 0.8 * rand()))
             q_in = qty
             # Materials are issued at track-in.
-            for part, code, period, per_unit in mats.get(si, ()):
-                lot_name = f"{code}-{t_in // period:04d}"
+            for part, code, period, per_unit, slots in mats.get(si, ()):
+                lot_name = f"{code}-{t_in // period * slots + k % slots:04d}"
                 if lot_name in BAD_MATERIAL_LOTS:
                     exposure += 1
                 emit("DW_MES_LOTMATERIALSHISTORY", (
@@ -734,9 +744,10 @@ class _Generator:
                 k = int(rand() * step.machines)
                 machine, machine_id = self.machines[si][k], self.machine_ids[si][k]
                 t_out = t_in + int(step.hours * _HOUR * (0.6 + 0.8 * rand()))
-                for part, code, period, per_unit in self.materials[product][si]:
+                for part, code, period, per_unit, slots in self.materials[product][si]:
                     self.emit("DW_MES_LOTMATERIALSHISTORY", (
-                        self._bump("DW_MES_LOTMATERIALSHISTORY"), cid, part, f"{code}-{t_in // period:04d}",
+                        self._bump("DW_MES_LOTMATERIALSHISTORY"), cid, part,
+                        f"{code}-{t_in // period * slots + k % slots:04d}",
                         round(qty * per_unit, 3), step.workcenter, spec, machine, self.ts(t_in + 60),
                     ))
                 if t_out >= self.end:

@@ -1,0 +1,212 @@
+"""Trace jobs over HTTP: submitting large events requests, and reading their status and results.
+
+GET    /api/trace/job/<id>          status + result summary
+GET    /api/trace/job/<id>/stream   live, resumable NDJSON (?domain=D&from_batch=N)
+GET    /api/trace/job/<id>/result   the inline body, or a page (?domain=D&offset=O&limit=L)
+DELETE /api/trace/job/<id>          cancel
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ujson
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from jobs import JobKeys, MemoryPressure, QueueFull, RedisUnavailable, aio, is_valid_job_id
+from sanic_trace.api.inline_events import EventsRequest
+from sanic_trace.api.request_meta import client_ip
+from sanic_trace.api.sink import Sink
+from sanic_trace.errors import ApiError
+from sanic_trace.pool import TRACE_EVENTS_KIND
+from sanic_trace.results import ndjson
+from sanic_trace.results.reader import ResultExpired, StreamPosition, live_lines, page, read_index, whole_body
+from sanic_trace.trace.job import build_payload
+
+log = logging.getLogger("sanic_trace.jobs_api")
+
+bp = Blueprint("trace_jobs", url_prefix="/api/trace/job")
+
+
+# --- submission (called by POST /api/trace/events over the threshold) -------------------------
+async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse | None:
+    """202 with the job's URLs; None when the job path is unavailable and inline is allowed."""
+    settings = request.app.ctx.settings
+    payload = build_payload(settings, req.profile, req.container_ids, req.domains, req.params)
+    try:
+        job_id = await aio.submit(request.app.ctx.redis, request.app.ctx.pool_config, TRACE_EVENTS_KIND, payload)
+    except QueueFull as exc:
+        raise ApiError("JOB_QUEUE_FULL", str(exc)) from None
+    except MemoryPressure as exc:
+        raise ApiError("MEMORY_PRESSURE", str(exc)) from None
+    except RedisUnavailable as exc:
+        inline_allowed = req.profile == "mid_section_defect" or len(req.container_ids) <= settings.events_cid_limit
+        log.warning(
+            "job_path_unavailable request_id=%s inline_fallback=%s error=%s",
+            request.ctx.request_id,
+            inline_allowed,
+            exc,
+        )
+        if inline_allowed:
+            request.ctx.trace_path = "inline-fallback"
+            return None
+        raise ApiError(
+            "CID_LIMIT_EXCEEDED",
+            f"{len(req.container_ids)} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
+            "and the job path is unavailable (Redis is down)",
+            extra={"cid_count": len(req.container_ids), "limit": settings.events_cid_limit},
+        ) from None
+    base = f"/api/trace/job/{job_id}"
+    log.info(
+        "events_job_submitted request_id=%s job_id=%s cids=%d domains=%s",
+        request.ctx.request_id,
+        job_id,
+        len(req.container_ids),
+        ",".join(req.domains),
+    )
+    body = {
+        "stage": "events",
+        "async": True,
+        "job_id": job_id,
+        "status_url": base,
+        "stream_url": f"{base}/stream",
+        "result_url": f"{base}/result",
+    }
+    return json(body, status=202, headers={"Location": base, "X-Trace-Path": "job"})
+
+
+# --- reading ---------------------------------------------------------------------------------
+async def _guard(request: Request, job_id: str) -> None:
+    request.ctx.stage = "job"
+    await request.app.ctx.rate_limiter.check("job", client_ip(request), request.app.ctx.settings.rate_limit_jobs)
+    if not is_valid_job_id(job_id):
+        raise ApiError("INVALID_JOB_ID", "job id must be 32 lowercase hexadecimal characters")
+
+
+async def _status_or_404(request: Request, job_id: str) -> dict[str, Any]:
+    try:
+        status = await aio.get_status(request.app.ctx.redis, request.app.ctx.settings.redis_prefix, job_id)
+    except RedisUnavailable as exc:
+        raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
+    if status is None:
+        raise ApiError("JOB_NOT_FOUND", f"no job {job_id}: unknown, or expired after TRACE_JOB_TTL_SECONDS")
+    return status
+
+
+def _int_arg(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError("INVALID_PARAMS", f"{name} must be a non-negative integer; got {raw!r}") from None
+    if value < 0:
+        raise ApiError("INVALID_PARAMS", f"{name} must be a non-negative integer; got {raw!r}")
+    return value
+
+
+@bp.get("/<job_id:str>")
+async def job_status(request: Request, job_id: str) -> HTTPResponse:
+    await _guard(request, job_id)
+    status = await _status_or_404(request, job_id)
+    keys = JobKeys(request.app.ctx.settings.redis_prefix, job_id)
+    index = await read_index(request.app.ctx.redis, keys)
+    status["result"] = index.summary() if index is not None else None
+    return json(status)
+
+
+@bp.get("/<job_id:str>/stream")
+async def job_stream(request: Request, job_id: str) -> None:
+    await _guard(request, job_id)
+    await _status_or_404(request, job_id)
+    domain = request.args.get("domain")
+    from_batch = _int_arg(request, "from_batch", 0) or 0
+    if from_batch and domain is None:
+        raise ApiError("INVALID_PARAMS", "from_batch needs domain: resume with ?domain=D&from_batch=N")
+    settings = request.app.ctx.settings
+    sink = await Sink.open(request, ndjson.JSONL, {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    lines = live_lines(
+        request.app.ctx.redis,
+        settings.redis_prefix,
+        job_id,
+        StreamPosition(domain, from_batch),
+        settings.stream_keepalive_seconds,
+    )
+    try:
+        async for line in lines:
+            await sink.send(line)
+    except RedisUnavailable as exc:
+        await sink.send(ndjson.error("REDIS_UNAVAILABLE", str(exc)))
+    finally:
+        await lines.aclose()
+    await sink.eof()
+
+
+@bp.get("/<job_id:str>/result")
+async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
+    await _guard(request, job_id)
+    status = await _status_or_404(request, job_id)
+    if status["status"] != "finished":
+        raise ApiError(
+            "JOB_NOT_COMPLETE",
+            f"job {job_id} is {status['status']}; its result is readable once it has finished",
+            extra={"status": status["status"], "job_error": status.get("error")},
+        )
+    settings = request.app.ctx.settings
+    client = request.app.ctx.redis
+    keys = JobKeys(settings.redis_prefix, job_id)
+    index = await read_index(client, keys)
+    if index is None:
+        raise ApiError("JOB_RESULT_EXPIRED", f"the result of job {job_id} has expired")
+
+    domain = request.args.get("domain")
+    offset = _int_arg(request, "offset", None)
+    limit = _int_arg(request, "limit", None)
+    if domain is None and offset is None and limit is None:
+        sink = await Sink.open(request, "application/json")
+        try:
+            async for piece in whole_body(client, keys, index):
+                await sink.send(piece)
+        except ResultExpired:
+            # Too late for a status code; cutting the body short makes it invalid JSON, never silently short.
+            log.error("job_result_expired_midway request_id=%s job_id=%s", request.ctx.request_id, job_id)
+            return None
+        await sink.eof()
+        return None
+
+    if domain is None or domain not in index.domains:
+        raise ApiError("INVALID_PARAMS", f"domain must be one of this job's domains {index.domains}; got {domain!r}")
+    limit = settings.result_page_max_limit if limit is None else limit
+    if limit < 1:
+        raise ApiError("INVALID_PARAMS", "limit must be at least 1")
+    limit = min(limit, settings.result_page_max_limit)
+    try:
+        body = await page(client, keys, index, domain, offset or 0, limit)
+    except ResultExpired as exc:
+        raise ApiError("JOB_RESULT_EXPIRED", str(exc)) from None
+    sink = await Sink.open(request, "application/json")
+    await sink.send(ujson.dumps(body, ensure_ascii=False).encode())
+    await sink.eof()
+    return None
+
+
+@bp.delete("/<job_id:str>")
+async def job_cancel(request: Request, job_id: str) -> HTTPResponse:
+    await _guard(request, job_id)
+    await _status_or_404(request, job_id)
+    prefix = request.app.ctx.settings.redis_prefix
+    try:
+        outcome = await aio.cancel(request.app.ctx.redis, prefix, job_id)
+    except RedisUnavailable as exc:
+        raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
+    status = await _status_or_404(request, job_id)
+    status["cancelled"] = outcome.cancelled
+    status["message"] = (
+        f"cancelled (was {outcome.previous_status})"
+        if outcome.cancelled
+        else f"not cancelled: the job had already ended ({outcome.previous_status})"
+    )
+    return json(status)

@@ -1,0 +1,171 @@
+"""The server's side of a job result: live NDJSON streams, whole bodies, and O(limit) pages.
+
+Chunks are sent as stored (spliced into their NDJSON line or into the body), never parsed
+and re-encoded — except by pages, which must cut a window out of at most a few chunks.
+A live stream waits on the job's notifications (pub/sub) with a timeout, re-reading the
+index after every wake-up: no busy loop, and no missed chunk if a message is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+import ujson
+
+from jobs import JobKeys, aio
+from sanic_trace.results import ndjson
+from sanic_trace.results.layout import INDEX_SUFFIX, ResultIndex, chunk_suffix, chunks_for_window
+
+ACTIVE = ("queued", "started")
+
+
+class ResultExpired(Exception):
+    """A chunk the index names is gone (its TTL ran out)."""
+
+
+@dataclass
+class StreamPosition:
+    """Where a (resumed) stream starts: at `from_batch` of `domain`, or at the beginning."""
+
+    domain: str | None = None
+    from_batch: int = 0
+
+
+async def read_index(client: aioredis.Redis, keys: JobKeys) -> ResultIndex | None:
+    return ResultIndex.parse(await client.hgetall(keys.data(INDEX_SUFFIX)))
+
+
+def chunk_count(index: ResultIndex, domain: str, n: int) -> int:
+    """Records in chunk n: every chunk is full except the last one of a finished domain."""
+    progress = index.per_domain[domain]
+    if progress.done and n == progress.chunks - 1:
+        return progress.records - n * index.chunk_size
+    return index.chunk_size
+
+
+async def get_chunk(client: aioredis.Redis, keys: JobKeys, domain: str, n: int) -> bytes:
+    chunk = await client.get(keys.data(chunk_suffix(domain, n)))
+    if chunk is None:
+        raise ResultExpired(f"chunk {n} of {domain} has expired")
+    return chunk
+
+
+async def live_lines(
+    client: aioredis.Redis,
+    prefix: str,
+    job_id: str,
+    position: StreamPosition,
+    keepalive_seconds: float,
+) -> AsyncIterator[bytes]:
+    """NDJSON lines of a job, from queued to its end; follows the job while it runs."""
+    keys = JobKeys(prefix, job_id)
+    async with aio.JobEvents(client, prefix, job_id) as events:
+        # Subscribed first, then read state: nothing that lands from here on can be missed.
+        status = await aio.get_status(client, prefix, job_id)
+        index = await read_index(client, keys)
+        while index is None:
+            if status is None:
+                yield ndjson.error("JOB_NOT_FOUND", "the job expired")
+                return
+            if status["status"] not in ACTIVE:
+                yield _ended_error(status)
+                return
+            if await events.wait(keepalive_seconds) is None:
+                yield ndjson.progress(status["status"], status.get("progress"))
+            status = await aio.get_status(client, prefix, job_id)
+            index = await read_index(client, keys)
+
+        domains = index.domains
+        if position.domain is not None and position.domain not in domains:
+            yield ndjson.error("INVALID_PARAMS", f"domain {position.domain!r} is not one of this job's {domains}")
+            return
+        yield ndjson.meta(job_id, index.profile, domains, index.cid_count)
+        start = domains.index(position.domain) if position.domain else 0
+        for d_index, domain in enumerate(domains[start:], start=start):
+            resumed = d_index == start and position.domain is not None
+            n = position.from_batch if resumed else 0
+            if n == 0:
+                yield ndjson.domain_start(domain)
+            while True:
+                progress = index.per_domain[domain]
+                while n < progress.chunks:
+                    try:
+                        chunk = await get_chunk(client, keys, domain, n)
+                    except ResultExpired as exc:
+                        yield ndjson.error("JOB_RESULT_EXPIRED", str(exc))
+                        return
+                    yield ndjson.records(domain, n, chunk_count(index, domain, n), chunk)
+                    n += 1
+                if progress.done:
+                    yield ndjson.domain_end(domain, progress.records)
+                    break
+                status = await aio.get_status(client, prefix, job_id)
+                if status is None or status["status"] not in ACTIVE:
+                    # Ended without finishing this domain; read the index once more in case the
+                    # last chunks landed between our read and the end.
+                    index = await read_index(client, keys) or index
+                    if index.per_domain[domain].chunks > n or index.per_domain[domain].done:
+                        continue
+                    yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
+                    return
+                if await events.wait(keepalive_seconds) is None:
+                    yield ndjson.progress(status["status"], status.get("progress"))
+                index = await read_index(client, keys) or index
+
+        # Every domain is complete; the job may still be writing its end state.
+        status = await aio.get_status(client, prefix, job_id)
+        deadline = time.monotonic() + 60
+        while status is not None and status["status"] in ACTIVE and time.monotonic() < deadline:
+            await events.wait(min(keepalive_seconds, 1.0))
+            status = await aio.get_status(client, prefix, job_id)
+        if status is None or status["status"] != "finished":
+            yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
+            return
+        yield ndjson.complete(index.total_records, status.get("elapsed_seconds"))
+
+
+def _ended_error(status: dict[str, Any]) -> bytes:
+    if status["status"] == "cancelled":
+        return ndjson.error("JOB_CANCELLED", "the job was cancelled")
+    error = status.get("error") or {}
+    if status["status"] == "finished":
+        return ndjson.error("JOB_FAILED", "the job finished without writing its result")
+    return ndjson.error(error.get("code", "JOB_FAILED"), error.get("message", "the job failed"))
+
+
+async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) -> AsyncIterator[bytes]:
+    """The inline path's body for the same request, built from the stored chunks."""
+    yield b'{"stage":"events","results":{'
+    for d_index, domain in enumerate(index.domains):
+        progress = index.per_domain[domain]
+        yield (b"," if d_index else b"") + ujson.dumps(domain).encode() + b':{"data":['
+        for n in range(progress.chunks):
+            chunk = await get_chunk(client, keys, domain, n)
+            yield (b"," if n else b"") + chunk[1:-1]
+        yield b'],"count":' + str(progress.records).encode() + b"}"
+    yield b'},"aggregation":null}'
+
+
+async def page(
+    client: aioredis.Redis, keys: JobKeys, index: ResultIndex, domain: str, offset: int, limit: int
+) -> dict[str, Any]:
+    """Records [offset, offset + limit) of a domain, reading only the chunks that cover them."""
+    total = index.per_domain[domain].records
+    wanted = chunks_for_window(offset, limit, index.chunk_size, total)
+    data: list[Any] = []
+    if wanted:
+        async with client.pipeline(transaction=False) as pipe:
+            for n in wanted:
+                pipe.get(keys.data(chunk_suffix(domain, n)))
+            chunks = await pipe.execute()
+        if any(c is None for c in chunks):
+            raise ResultExpired(f"chunks of {domain} have expired")
+        start = offset - wanted.start * index.chunk_size
+        for chunk in chunks:
+            data.extend(ujson.loads(chunk))
+        data = data[start : start + limit]
+    return {"domain": domain, "offset": offset, "limit": limit, "total": total, "data": data}
