@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo_db.add_argument("--seed", type=int, default=1, help="random seed; the same seed gives the same file")
     demo_db.add_argument("--quiet", action="store_true", help="no progress bar")
     demo_db.set_defaults(run=_demo_db)
+
+    from sanic_trace.bench import add_arguments as add_bench_arguments
+    from sanic_trace.loadtest import add_arguments as add_loadtest_arguments
+
+    add_bench_arguments(commands.add_parser("bench", help="memory and throughput benchmarks (docs/benchmarks.md)"))
+    add_loadtest_arguments(commands.add_parser("loadtest", help="load a running service like the dashboard does"))
     return parser
 
 
