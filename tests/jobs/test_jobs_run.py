@@ -131,3 +131,19 @@ def test_supervisor_holds_jobs_while_memory_is_short(redis_client, make_config, 
     status = get_status(redis_client, submit_config.prefix, job_id)
     assert status["status"] == "queued" and status["queue_position"] == 0
     assert caplog.text.count("event=memory_hold ") == 1  # logged once per episode, not per round
+
+
+def test_progress_is_throttled_and_flushed(redis_client, make_config, start_thread_supervisor) -> None:
+    config = make_config()
+    job_id = submit(redis_client, config, "sleeper", {"seconds": 1.2})  # calls progress() every ~20 ms
+    with JobEvents(redis_client, config.prefix, job_id) as events:
+        start_thread_supervisor(config)
+        seen = []
+        while not seen or seen[-1]["event"] != "ended":
+            event = events.wait(10)
+            assert event is not None, seen
+            seen.append(event)
+    progress = [e for e in seen if e["event"] == "progress"]
+    assert 3 <= len(progress) <= 1.2 / 0.25 + 2  # ~60 calls, at most ~4 writes a second
+    final = get_status(redis_client, config.prefix, job_id)
+    assert final["progress"]["done"] == final["result"]["ticks"]  # the last value was flushed at the end
