@@ -37,10 +37,16 @@ def _settings_or_exit(settings: object) -> Settings:
 
 
 def configure_logging(level: str) -> None:
+    """Our loggers (sanic_trace, jobs) go to the root handler; Sanic's keep their own handlers."""
     logging.getLogger("sanic_trace").setLevel(level)
     logging.getLogger("jobs").setLevel(level)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Sanic's loggers print through handlers of their own; letting them propagate to the root
+    # handler as well would print every server line twice.
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("sanic.") and isinstance(logger, logging.Logger) and logger.handlers:
+            logger.propagate = False
 
 
 def create_app(
@@ -48,9 +54,8 @@ def create_app(
 ) -> Sanic:
     """The service. `with_supervisor=False` serves HTTP only (another process runs this host's pool)."""
     settings = _settings_or_exit(settings)
-    configure_logging(settings.log_level)
-
     app = Sanic(name)
+    configure_logging(settings.log_level)  # after Sanic(): it installs its own logging config
     app.config.REQUEST_MAX_SIZE = settings.request_max_bytes
     # Streams of large jobs legitimately run for as long as the job does.
     app.config.RESPONSE_TIMEOUT = settings.job_timeout_seconds + 600
