@@ -204,15 +204,37 @@ _TABLES = (
     "DW_MES_PJ_COMBINEDASSYLOTS",
     "DW_MES_SPEC_WORKCENTER_V",
 )
-_INSERT = {
-    "DW_MES_CONTAINER": 14,
-    "DW_MES_LOTWIPHISTORY": 12,
-    "DW_MES_LOTMATERIALSHISTORY": 9,
-    "DW_MES_LOTREJECTHISTORY": 14,
-    "DW_MES_HOLDRELEASEHISTORY": 11,
-    "DW_MES_JOB": 11,
-    "DW_MES_PJ_COMBINEDASSYLOTS": 7,
-    "DW_MES_SPEC_WORKCENTER_V": 4,
+# Columns written, in the order of the generated tuples. Naming them keeps the inserts valid if
+# schema.sql gains columns later (they are left NULL).
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "DW_MES_CONTAINER": (
+        "CONTAINERID", "CONTAINERNAME", "SPLITFROMID", "ORIGINALCONTAINERID", "FIRSTNAME", "MFGORDERNAME", "PJ_TYPE",
+        "PJ_BOP", "PRODUCTNAME", "PRODUCTLINENAME", "QTY", "SPECNAME", "OBJECTTYPE", "CREATETIMESTAMP",
+    ),
+    "DW_MES_LOTWIPHISTORY": (
+        "HISTORYID", "CONTAINERID", "WORKCENTERNAME", "SPECNAME", "EQUIPMENTID", "EQUIPMENTNAME", "TRACKINTIMESTAMP",
+        "TRACKOUTTIMESTAMP", "TRACKINQTY", "TRACKOUTQTY", "FINISHEDRUNCARD", "PJ_WORKORDER",
+    ),
+    "DW_MES_LOTMATERIALSHISTORY": (
+        "MATERIALHISTORYID", "CONTAINERID", "MATERIALPARTNAME", "MATERIALLOTNAME", "QTYCONSUMED", "WORKCENTERNAME",
+        "SPECNAME", "EQUIPMENTNAME", "TXNDATE",
+    ),
+    "DW_MES_LOTREJECTHISTORY": (
+        "REJECTHISTORYID", "CONTAINERID", "WORKCENTERNAME", "SPECNAME", "EQUIPMENTNAME", "LOSSREASONNAME", "REJECTQTY",
+        "STANDBYQTY", "QTYTOPROCESS", "INPROCESSQTY", "PROCESSEDQTY", "DEFECTQTY", "REJECTCOMMENT", "TXNDATE",
+    ),
+    "DW_MES_HOLDRELEASEHISTORY": (
+        "HOLDHISTORYID", "CONTAINERID", "WORKCENTERNAME", "HOLDTXNDATE", "HOLDEMPNAME", "HOLDREASONNAME",
+        "HOLDCOMMENTS", "RELEASETXNDATE", "RELEASEEMPNAME", "RELEASECOMMENTS", "NCRID",
+    ),
+    "DW_MES_JOB": (
+        "JOBID", "RESOURCENAME", "JOBMODELNAME", "JOBSTATUS", "CREATEDATE", "COMPLETEDATE", "SYMPTOMCODENAME",
+        "CAUSECODENAME", "REPAIRCODENAME", "CONTAINERIDS", "CONTAINERNAMES",
+    ),
+    "DW_MES_PJ_COMBINEDASSYLOTS": (
+        "COMBINEID", "CONTAINERID", "CONTAINERNAME", "LOTID", "FINISHEDNAME", "COMBINEDQTY", "TXNDATE",
+    ),
+    "DW_MES_SPEC_WORKCENTER_V": ("SPECNAME", "WORKCENTERNAME", "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP"),
 }
 _BATCH = 20_000
 _HOUR = 3600
@@ -321,7 +343,10 @@ class _Generator:
         self._next_id = 0
         self.buffers: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _TABLES}
         self.counts: dict[str, int] = {t: 0 for t in _TABLES}
-        self._sql = {t: f"INSERT INTO {t} VALUES ({', '.join('?' * n)})" for t, n in _INSERT.items()}
+        self._sql = {
+            table: f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            for table, cols in _COLUMNS.items()
+        }
         self.machines = [machine_names(s) for s in ALL_STEPS]
         self.machine_ids = [[f"EQ{si + 1:02d}{k:03d}" for k in range(1, s.machines + 1)]
                             for si, s in enumerate(ALL_STEPS)]
