@@ -77,6 +77,8 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
             headers={
                 "X-Trace-Path": getattr(request.ctx, "trace_path", "inline"),
                 "X-Request-ID": request.ctx.request_id,
+                # miss: this body is being stored as it is sent; bypass: this request is never cached.
+                "X-Cache": "miss" if cache is not None else "bypass",
             },
         )
         writer = _BodyWriter(response, cache)

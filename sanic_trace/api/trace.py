@@ -26,13 +26,13 @@ async def _guard(request: Request, stage: str, limit: int) -> None:
     await request.app.ctx.rate_limiter.check(stage, client_ip(request), limit)
 
 
-async def _replay_cached(request: Request, key: str) -> bool:
+async def _replay_cached(request: Request, key: str, headers: dict[str, str] | None = None) -> bool:
     """Stream a cached body if there is one; True when it was sent."""
     client = request.app.ctx.redis
     size = await cached_size(client, key)
     if size == 0:
         return False
-    response = await request.respond(content_type=JSON, headers={"X-Cache": "hit"})
+    response = await request.respond(content_type=JSON, headers={"X-Cache": "hit", **(headers or {})})
     async for piece in read_cached(client, key, size):
         await response.send(piece)
     await response.eof()
@@ -50,8 +50,9 @@ async def _cached_json(request: Request, stage: str, material: Any, compute) -> 
         result = await slots.run(compute)
     payload = {"stage": stage, **result, "cache_key": public_key}
     encoded = ujson.dumps(payload, ensure_ascii=False).encode()
-    if settings.cache_ttl_seconds:
-        await request.app.ctx.redis.set(key, encoded, ex=settings.cache_ttl_seconds)
+    if not settings.cache_ttl_seconds:
+        return raw(encoded, content_type=JSON, headers={"X-Cache": "bypass"})
+    await request.app.ctx.redis.set(key, encoded, ex=settings.cache_ttl_seconds)
     return raw(encoded, content_type=JSON, headers={"X-Cache": "miss"})
 
 
@@ -138,7 +139,7 @@ async def events_stage(request: Request) -> HTTPResponse | None:
     )
     if cacheable:
         key, _ = cache_key(settings.redis_prefix, "events", req.cache_material())
-        if await _replay_cached(request, key):
+        if await _replay_cached(request, key, {"X-Trace-Path": "inline"}):
             return None
         cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
     await stream_inline(request, req, cache)
