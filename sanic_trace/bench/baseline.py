@@ -1,0 +1,96 @@
+"""The baseline: the seed's accumulate-then-store design, reproduced with this project's queries.
+
+What ran out of memory in production (see shared DOMAIN.md, "The incident"): per domain, every
+IN-batch was read with `fetchall`, each row became a dict, everything was accumulated, grouped
+by CONTAINERID into a dict of lists and flattened back into one list, and the route held those
+copies of every domain until the whole result was stored. Only then was the result written to
+Redis, in chunks. The same SQL files and the same record building as the job path are used, so
+the difference measured is the design, not the code around it.
+
+It is a conservative copy: the seed also went through a pandas DataFrame, and here the grouped
+and flattened lists share the record dicts instead of holding copies of them. The real design
+used more memory than this, not less.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import ujson
+
+from sanic_trace.db.batching import bind_in_list, in_batches
+from sanic_trace.db.source import DataSource, open_source
+from sanic_trace.sql import load_sql
+from sanic_trace.trace.events import DOMAIN_SPECS
+from sanic_trace.trace.queries import IDS_BIND
+from sanic_trace.trace.records import build_records
+
+
+def _fetchall(source: DataSource, sql: str, batch: Sequence[str], pad_to: int) -> tuple[list[str], list[Any]]:
+    """One IN-batch with cursor.fetchall(), as the seed read it.
+
+    DataSource only offers fetchmany streams (that is the point of the project), so this opens
+    the cursor through the source's own connection and execute steps — the same ATTACH, type
+    converters and timeouts — and then does what the seed did with it.
+    """
+    text, binds = bind_in_list(sql, IDS_BIND, batch, pad_to=pad_to)
+    connection = source._acquire()
+    try:
+        cursor = source._execute(connection, text, binds, source.fetch_size)
+        try:
+            columns = [d[0].upper() for d in cursor.description]
+            return columns, cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        source._release(connection)
+
+
+def run_baseline(task: dict[str, Any]) -> dict[str, Any]:
+    """Read everything, group, flatten, then store; `task` is a job payload plus redis_url, key_prefix, ttl_s."""
+    started = time.perf_counter()
+    db = task["db"]
+    source = open_source(db["url"], db["fetch_size"], db["timeout_seconds"])
+    held: list[Any] = []  # every copy the route kept alive until the end
+    flattened: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for domain in task["domains"]:
+            spec = DOMAIN_SPECS[domain]
+            sql = load_sql(spec.sql_name, db["sql_override_dir"])
+            accumulated: list[dict[str, Any]] = []
+            for batch in in_batches(task["container_ids"], db["in_batch_size"]):
+                columns, rows = _fetchall(source, sql, batch, db["in_batch_size"])
+                accumulated.extend(build_records(columns, rows, spec.derive))
+            grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for record in accumulated:
+                grouped[record["CONTAINERID"]].append(record)
+            flattened[domain] = [record for records in grouped.values() for record in records]
+            held.append((accumulated, grouped))
+    finally:
+        source.close()
+    fetched = time.perf_counter()
+
+    client = redis.Redis.from_url(task["redis_url"])
+    chunk_size = task["chunk_size"]
+    chunks = 0
+    try:
+        for domain, records in flattened.items():
+            for n, start in enumerate(range(0, len(records), chunk_size)):
+                encoded = ujson.dumps(records[start : start + chunk_size], ensure_ascii=False).encode()
+                client.set(f"{task['key_prefix']}:chunk:{domain}:{n}", encoded, ex=int(task["ttl_s"]))
+                chunks += 1
+    finally:
+        client.close()
+    counts = {domain: len(records) for domain, records in flattened.items()}
+    return {
+        "domains": counts,
+        "total_records": sum(counts.values()),
+        "chunks": chunks,
+        "work_s": time.perf_counter() - started,
+        "fetch_s": fetched - started,
+        "store_s": time.perf_counter() - fetched,
+    }

@@ -1,0 +1,36 @@
+"""The floor: the same queries over the same IN-batches, fetched with fetchmany and only counted.
+
+It is what reading the data costs on this database and driver, with no record building,
+no JSON and no Redis: the job path can approach it, never beat it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sanic_trace.db.batching import in_batches
+from sanic_trace.db.source import open_source
+from sanic_trace.sql import load_sql
+from sanic_trace.trace.events import DOMAIN_SPECS
+from sanic_trace.trace.queries import stream_in_batch
+
+
+def run_floor(task: dict[str, Any]) -> dict[str, Any]:
+    """Count the rows of each domain; `task` is a trace job payload (trace.job.build_payload)."""
+    started = time.perf_counter()
+    db = task["db"]
+    source = open_source(db["url"], db["fetch_size"], db["timeout_seconds"])
+    counts: dict[str, int] = {}
+    try:
+        for domain in task["domains"]:
+            sql = load_sql(DOMAIN_SPECS[domain].sql_name, db["sql_override_dir"])
+            rows_seen = 0
+            for batch in in_batches(task["container_ids"], db["in_batch_size"]):
+                stream = stream_in_batch(source, sql, batch, pad_to=db["in_batch_size"], fetch_size=db["fetch_size"])
+                for _columns, rows in stream:
+                    rows_seen += len(rows)
+            counts[domain] = rows_seen
+    finally:
+        source.close()
+    return {"domains": counts, "total_records": sum(counts.values()), "work_s": time.perf_counter() - started}

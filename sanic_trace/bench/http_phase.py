@@ -1,0 +1,56 @@
+"""The bench's second half: a real server subprocess, and the checks made against it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from sanic_trace.bench.http_checks import JobSubmitter, first_records, health_under_load, stream_read_rate
+from sanic_trace.bench.plan import Plan, profile_for
+from sanic_trace.bench.report import Reporter
+from sanic_trace.bench.server import ServerProcess
+from sanic_trace.bench.space import bench_environment, delete_matching
+from sanic_trace.pool import pool_config
+from sanic_trace.settings import Settings
+
+
+def run_http_phase(
+    plan: Plan, settings: Settings, client: redis.Redis, ids: list[str], reporter: Reporter
+) -> dict[str, Any]:
+    domains = plan.domain_sets[0]
+    profile = profile_for(domains)
+    # The server runs the jobs with its own supervisor; the bench only submits them.
+    env = bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "server")
+    env["TRACE_LOG_LEVEL"] = "WARNING"  # an INFO line per job event would be bench noise on a 2-core box
+    jobs = JobSubmitter(settings, pool_config(settings), client)
+    out: dict[str, Any] = {"server": "sanic-trace serve --single-process"}
+    with ServerProcess(env, plan.work_dir / f"server-{plan.prefix}.log") as server:
+        try:
+            reporter.note(f"server up at {server.url} (pid {server.pid})")
+            out["first_records"] = first_records(
+                server.url, jobs, profile, ids, domains, plan.first_records_runs, plan.timeout_s
+            )
+            reporter.first_records_done(out["first_records"])
+            finished = out["first_records"]["finished_job"]
+            if finished:
+                out["stream_read"] = stream_read_rate(server.url, client, plan.prefix, finished, plan.read_repeats)
+                reporter.stream_read_done(out["stream_read"])
+                delete_matching(client, f"{plan.prefix}:job:{{{finished}}}*")
+            out["health"] = health_under_load(
+                server.url,
+                jobs,
+                profile,
+                ids,
+                domains,
+                n_jobs=plan.health_jobs,
+                n_clients=plan.health_clients,
+                max_samples=plan.health_samples,
+                idle_samples=plan.health_idle_samples,
+                interval_s=plan.health_interval,
+                max_seconds=plan.health_max_seconds,
+            )
+            reporter.health_done(out["health"])
+        finally:
+            jobs.cancel_active()
+    return out

@@ -1,0 +1,180 @@
+"""The bench's orchestration: the warehouse, the cases one after another, the server checks, the report.
+
+Modules: plan (options), warehouse, space (Redis db, prefix, settings), sampler (RSS), children
+(spawn + sampling), ours / baseline / floor (the variants), http_phase with server, streams,
+load_clients and http_checks, profiling, targets, report, plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from sanic_trace.bench import warehouse
+from sanic_trace.bench.baseline import run_baseline
+from sanic_trace.bench.children import run_in_child
+from sanic_trace.bench.floor import run_floor
+from sanic_trace.bench.machine import load_average, machine_facts
+from sanic_trace.bench.ours import PoolRunner
+from sanic_trace.bench.plan import Plan, profile_for, resolve_plan
+from sanic_trace.bench.report import Reporter
+from sanic_trace.bench.sampler import RssTrace
+from sanic_trace.bench.space import bench_environment, bench_settings, delete_matching, delete_prefix
+from sanic_trace.settings import Settings, SettingsError
+from sanic_trace.trace.job import build_payload
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = resolve_plan(args)
+    client = redis.Redis.from_url(plan.redis_url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        print(f"sanic-trace bench: no Redis at {plan.redis_url}: {exc}", file=sys.stderr)
+        return 2
+    reporter = Reporter(plan, _command_line())
+    try:
+        _run(plan, client, reporter)
+    except KeyboardInterrupt:
+        print("\nsanic-trace bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    except SettingsError as exc:
+        print(f"sanic-trace bench: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        deleted = delete_prefix(client, plan.prefix)
+        reporter.note(f"deleted {deleted:,} Redis keys under {plan.prefix}:")
+        client.close()
+    return 0
+
+
+def _command_line() -> str:
+    if Path(sys.argv[0]).name in ("sanic-trace", "cli.py"):
+        return shlex.join(["sanic-trace", *sys.argv[1:]])
+    return "sanic-trace bench (called in-process: see options)"
+
+
+def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
+    doc = reporter.doc
+    doc["machine"] = machine_facts(client)
+    doc["load_avg"]["start"] = load_average()
+    reporter.note(f"load average at start: {doc['load_avg']['start']} on {doc['machine']['cpus']} CPUs")
+
+    facts = warehouse.ensure_warehouse(plan.warehouse, plan.lots, plan.seed, progress=not plan.quiet)
+    facts["page_cache_warm_s"] = warehouse.warm_page_cache(plan.warehouse)
+    doc["warehouse"] = facts
+    reporter.note(
+        f"warehouse {facts['path']}: {facts['containers']:,} containers, {facts['history_rows']:,} history rows"
+    )
+    all_ids = warehouse.container_ids(plan.warehouse, max(plan.sizes), plan.seed)
+
+    settings = bench_settings(bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "bench"))
+    doc["settings"] = _settings_summary(settings, plan)
+
+    runner = PoolRunner(settings, plan.sample_interval)
+    try:
+        for size in plan.sizes:
+            for domains in plan.domain_sets:
+                case = _run_case(plan, settings, runner, client, all_ids[:size], domains)
+                doc["cases"].append(case)
+                reporter.case_done(case)
+                reporter.save()  # a long run interrupted later still leaves what it measured
+        if plan.profile:
+            doc["profile"] = _profile(plan, settings, all_ids[: max(plan.sizes)], plan.domain_sets[0])
+            reporter.profile_done(doc["profile"])
+    finally:
+        runner.close()
+        delete_prefix(client, plan.prefix)
+
+    if plan.http:
+        from sanic_trace.bench.http_phase import run_http_phase
+
+        doc["http"] = run_http_phase(plan, settings, client, all_ids[: max(plan.sizes)], reporter)
+    doc["load_avg"]["end"] = load_average()
+    reporter.finish()
+
+
+def _settings_summary(settings: Settings, plan: Plan) -> dict[str, Any]:
+    return {
+        "fetchmany_size": settings.db_fetchmany_size,
+        "in_batch_size": settings.db_in_batch_size,
+        "chunk_size": settings.stream_batch_size,
+        "worker_count": settings.worker_count,
+        "job_max_rss_mb": settings.job_max_rss_mb,
+        "rss_sample_interval_s": plan.sample_interval,
+        "supervisor_rss_sample_interval_s": 0.2,
+        "redis_url": plan.redis_url,
+        "prefix": plan.prefix,
+    }
+
+
+def _variant(result: dict[str, Any], trace: RssTrace, wall_s: float) -> dict[str, Any]:
+    records = result["total_records"]
+    return {
+        **result,
+        "records": records,
+        "wall_s": wall_s,
+        "records_per_s": records / wall_s if wall_s > 0 else None,
+        "peak_rss_mb": trace.peak_mb,
+        "start_rss_mb": trace.first_mb,
+        "rss_samples": len(trace.samples),
+    }
+
+
+def _run_case(
+    plan: Plan, settings: Settings, runner: PoolRunner, client: redis.Redis, ids: list[str], domains: list[str]
+) -> dict[str, Any]:
+    profile = profile_for(domains)
+    payload = build_payload(settings, profile, ids, domains, {})
+    traces: dict[str, RssTrace] = {}
+    variants: dict[str, dict[str, Any]] = {}
+
+    floor = run_in_child(run_floor, payload, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s)
+    variants["floor"], traces["floor"] = _variant(floor.result, floor.trace, floor.wall_s), floor.trace
+
+    ours, trace = runner.run(profile, ids, domains, plan.timeout_s)
+    variants["ours"], traces["ours"] = _variant(ours, trace, ours["wall_s"]), trace
+    delete_matching(client, f"{plan.prefix}:job:{{{ours['job_id']}}}*")  # its chunks are not needed again
+
+    baseline_keys = f"{plan.prefix}:baseline:{len(ids)}-{'+'.join(domains)}"
+    task = {**payload, "redis_url": plan.redis_url, "key_prefix": baseline_keys, "ttl_s": settings.job_ttl_seconds}
+    base = run_in_child(run_baseline, task, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s)
+    variants["baseline"], traces["baseline"] = _variant(base.result, base.trace, base.wall_s), base.trace
+    delete_prefix(client, baseline_keys)
+
+    counts = {name: v["domains"] for name, v in variants.items()}
+    case: dict[str, Any] = {
+        "cids": len(ids),
+        "domains": domains,
+        "profile": profile,
+        "variants": variants,
+        "records_agree": counts["ours"] == counts["baseline"] == counts["floor"],
+        "ratios": {
+            "rss_ours_over_baseline": variants["ours"]["peak_rss_mb"] / variants["baseline"]["peak_rss_mb"],
+            "rate_ours_over_floor": variants["ours"]["records_per_s"] / variants["floor"]["records_per_s"],
+            "rate_ours_over_baseline": variants["ours"]["records_per_s"] / variants["baseline"]["records_per_s"],
+        },
+    }
+    if len(ids) == max(plan.sizes):
+        case["rss_series"] = {name: trace.series() for name, trace in traces.items()}
+    return case
+
+
+def _profile(plan: Plan, settings: Settings, ids: list[str], domains: list[str]) -> dict[str, Any]:
+    from sanic_trace.bench.profiling import profile_events_job
+    from sanic_trace.pool import pool_config
+
+    task = {
+        "config": pool_config(settings),
+        "payload": build_payload(settings, profile_for(domains), ids, domains, {}),
+        "top": 25,
+    }
+    started = time.perf_counter()
+    child = run_in_child(profile_events_job, task, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s * 3)
+    return {**child.result, "cids": len(ids), "domains": domains, "wall_s": time.perf_counter() - started}

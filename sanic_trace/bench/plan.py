@@ -1,0 +1,137 @@
+"""The bench's options: the command-line arguments, and the full and --quick defaults behind them."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+FULL_SIZES = (10_000, 50_000, 114_000)
+QUICK_SIZES = (2_000, 8_000)
+DOMAIN_SETS = (("history", "materials"), ("upstream_history", "materials"))
+DEFAULT_WORK_DIR = Path("var/bench")
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    lots: int
+    seed: int
+    warehouse: Path
+    work_dir: Path
+    sizes: tuple[int, ...]
+    domain_sets: tuple[list[str], ...]
+    sample_interval: float
+    timeout_s: float
+    redis_url: str
+    prefix: str
+    output: Path
+    markdown: Path | None
+    plot: Path | None
+    profile: bool
+    http: bool
+    first_records_runs: int
+    read_repeats: int
+    health_jobs: int
+    health_clients: int
+    health_samples: int
+    health_idle_samples: int
+    health_interval: float
+    health_max_seconds: float
+    quiet: bool
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return tuple(sorted(set(sizes)))
+
+
+def _domain_sets(text: str) -> tuple[list[str], ...]:
+    from sanic_trace.trace.events import validate_domains
+
+    sets = []
+    for part in text.split(";"):
+        names = [name.strip() for name in part.split(",") if name.strip()]
+        try:
+            sets.append(validate_domains(names))
+        except Exception as exc:  # noqa: BLE001 - ApiError from the shared check, shown as a usage error
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return tuple(sets)
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a small run (10,000 lots, 2,000/8,000 ids): < 2 minutes")
+    parser.add_argument("--lots", type=int, help="lots of the demo warehouse to build (default 120,000; quick 10,000)")
+    parser.add_argument("--seed", type=int, default=1, help="warehouse and id-sampling seed (default 1)")
+    parser.add_argument("--warehouse", type=Path, help="SQLite warehouse to use, built there if missing")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="scratch dir (default var/bench)")
+    parser.add_argument("--sizes", type=_sizes, help="container ids per case (default 10000,50000,114000)")
+    parser.add_argument(
+        "--domain-sets",
+        type=_domain_sets,
+        help='";"-separated domain sets (default "history,materials;upstream_history,materials")',
+    )
+    parser.add_argument("--sample-interval", type=float, default=0.05, help="RSS sample period, s (default 0.05)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="time limit of one variant run, s")
+    parser.add_argument("--redis-url", help="Redis to use (default: REDIS_URL's server, database 14)")
+    parser.add_argument("--prefix", help="Redis key prefix (default bench-<random>); deleted at the end")
+    parser.add_argument("--output", type=Path, help="JSON result (default docs/benchmarks.json; quick: in --work-dir)")
+    parser.add_argument("--markdown", type=Path, help="Markdown file whose results section is rewritten")
+    parser.add_argument("--no-markdown", action="store_true", help="write no Markdown")
+    parser.add_argument("--plot", type=Path, help="RSS plot PNG (needs matplotlib; default beside the JSON)")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, help="cProfile the job function")
+    parser.add_argument("--no-http", action="store_true", help="skip the checks against a real server")
+    parser.add_argument("--health-samples", type=int, help="most /health probes under load (default 1000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar while building the warehouse")
+
+
+def resolve_plan(args: argparse.Namespace) -> Plan:
+    from sanic_trace.bench.space import default_redis_url, new_prefix
+
+    quick = bool(args.quick)
+    lots = args.lots or (10_000 if quick else 120_000)
+    work_dir: Path = args.work_dir
+    if args.output:
+        output = args.output
+    else:
+        output = work_dir / "quick.json" if quick else Path("docs/benchmarks.json")
+    markdown = None if args.no_markdown else (args.markdown or output.with_suffix(".md"))
+    return Plan(
+        quick=quick,
+        lots=lots,
+        seed=args.seed,
+        warehouse=args.warehouse or work_dir / f"warehouse-{lots}.sqlite",
+        work_dir=work_dir,
+        sizes=args.sizes or (QUICK_SIZES if quick else FULL_SIZES),
+        domain_sets=args.domain_sets or tuple(list(s) for s in (DOMAIN_SETS[:1] if quick else DOMAIN_SETS)),
+        sample_interval=args.sample_interval,
+        timeout_s=args.timeout,
+        redis_url=args.redis_url or default_redis_url(),
+        prefix=args.prefix or new_prefix(),
+        output=output,
+        markdown=markdown,
+        plot=args.plot or output.with_name(output.stem + "-rss.png"),
+        profile=(not quick) if args.profile is None else args.profile,
+        http=not args.no_http,
+        first_records_runs=1 if quick else 3,
+        read_repeats=1 if quick else 3,
+        health_jobs=2,
+        health_clients=8,
+        health_samples=args.health_samples or (100 if quick else 1000),
+        health_idle_samples=20 if quick else 100,
+        health_interval=0.05,
+        health_max_seconds=60.0 if quick else 600.0,
+        quiet=args.quiet,
+    )
+
+
+def profile_for(domains: list[str]) -> str:
+    """The dashboard profile whose default domains these are (only the job's meta shows it)."""
+    from sanic_trace.trace.events import default_domains
+
+    return "mid_section_defect" if domains == default_domains("mid_section_defect") else "query_tool"

@@ -1,0 +1,247 @@
+"""The bench's output: progress lines, the JSON document, the Markdown results section, the plot.
+
+The Markdown file keeps whatever prose it has; only the part between the BEGIN/END markers is
+rewritten (created at the end of the file if the markers are missing), so the explanation of
+the figures lives next to them and survives a re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sanic_trace.bench.plan import Plan
+from sanic_trace.bench.plot import draw_rss_plot
+from sanic_trace.bench.targets import evaluate
+
+BEGIN = "<!-- bench:results:begin (written by `sanic-trace bench`; edits inside are lost) -->"
+END = "<!-- bench:results:end -->"
+SCHEMA = 1
+
+
+def _met(value: bool | None) -> str:
+    return "not measured" if value is None else ("met" if value else "**NOT MET**")
+
+
+class Reporter:
+    def __init__(self, plan: Plan, command: str) -> None:
+        self.plan = plan
+        self.doc: dict[str, Any] = {
+            "schema": SCHEMA,
+            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "command": command,
+            "quick": plan.quick,
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
+            "load_avg": {"start": None, "end": None},
+            "cases": [],
+        }
+
+    # -- progress -------------------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    def case_done(self, case: dict[str, Any]) -> None:
+        v = case["variants"]
+        self.note(
+            f"{case['cids']:>7,} ids {'+'.join(case['domains']):<26} "
+            + "  ".join(
+                f"{name} {v[name]['records']:,} rec {v[name]['wall_s']:.1f} s {v[name]['peak_rss_mb']:,.0f} MB"
+                for name in ("ours", "baseline", "floor")
+            )
+            + ("" if case["records_agree"] else "  RECORD COUNTS DIFFER")
+        )
+
+    def profile_done(self, profile: dict[str, Any]) -> None:
+        shares = ", ".join(f"{name} {c['share']:.0%}" for name, c in profile["categories"].items())
+        self.note(f"profile of the job function ({profile['records']:,} records): {shares}")
+
+    def first_records_done(self, first: dict[str, Any]) -> None:
+        delays = [r["first_records_after_start_s"] for r in first["runs"]]
+        self.note(f"first live records after job start: {', '.join(_seconds(d) for d in delays)}")
+
+    def stream_read_done(self, read: dict[str, Any]) -> None:
+        self.note(
+            f"stream read {read['stream_mb_s']:.0f} MB/s vs bare GET loop {read['get_loop_mb_s']:.0f} MB/s "
+            f"(×{read['stream_over_get']:.2f}) over {read['chunk_mb']:.0f} MB"
+        )
+
+    def health_done(self, health: dict[str, Any]) -> None:
+        load, idle = health["under_load"], health["idle"]
+        self.note(
+            f"/health under load: p50 {_ms(load['p50_ms'])} p99 {_ms(load['p99_ms'])} ({load['samples']} samples); "
+            f"idle p50 {_ms(idle['p50_ms'])} p99 {_ms(idle['p99_ms'])}"
+        )
+
+    # -- files ----------------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.plan.output.parent.mkdir(parents=True, exist_ok=True)
+        self.plan.output.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def finish(self) -> None:
+        self.doc["targets"] = evaluate(self.doc)
+        plot_path = self.plan.plot
+        skipped = draw_rss_plot(self.doc["cases"], plot_path) if plot_path else "no plot path"
+        self.doc["plot"] = {"path": None if skipped else str(plot_path), "skipped": skipped}
+        self.save()
+        if self.plan.markdown:
+            write_section(self.plan.markdown, render_markdown(self.doc))
+        print(render_console(self.doc))
+        written = [str(self.plan.output)] + ([str(self.plan.markdown)] if self.plan.markdown else [])
+        self.note(f"wrote {', '.join(written)}" + (f"; plot skipped: {skipped}" if skipped else f", {plot_path}"))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render_console(doc: dict[str, Any]) -> str:
+    lines = ["", "targets:"]
+    for target in doc["targets"]:
+        lines.append(f"  [{_met(target['met']).strip('*'):^12}] {target['target']}: {target['measured']}")
+    return "\n".join(lines)
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    m = doc["machine"]
+    s = doc["settings"]
+    w = doc["warehouse"]
+    load = doc["load_avg"]
+    out = [
+        f"### Run of {doc['date']}{' (quick)' if doc['quick'] else ''}",
+        "",
+        f"- command: `{doc['command']}`",
+        f"- machine: {m['cpus']} CPUs ({m['processor']}), {m['ram_mb']:,} MB RAM, {m['platform']}; "
+        f"Python {m['python']}, SQLite {m['sqlite']}, Redis {m['redis_server']}",
+        f"- load average (1/5/15 min): {load['start']} at the start, {load['end']} at the end "
+        "(a shared machine: timings are noisy, memory figures are not)",
+        f"- warehouse: {w['containers']:,} containers, {w['history_rows']:,} history rows, "
+        f"{w['materials_rows']:,} material rows ({w['size_mb']:,.0f} MB SQLite{', reused' if w['reused'] else ''})",
+        f"- settings: fetchmany {s['fetchmany_size']:,}, IN-batch {s['in_batch_size']:,}, chunk {s['chunk_size']:,}; "
+        f"RSS of each worker process and its children sampled every {s['rss_sample_interval_s'] * 1000:.0f} ms",
+        "",
+        "#### Targets (largest case)",
+        "",
+        "| target | measured | result |",
+        "|---|---|---|",
+    ]
+    for t in doc["targets"]:
+        detail = f" — {t['detail']}" if t["detail"] else ""
+        out.append(f"| {t['target']} | {t['measured']}{detail} | {_met(t['met'])} |")
+    out += [
+        "",
+        "#### Cases",
+        "",
+        "wall = process start → process gone (ours: submit → job finished, which includes the pool's pick-up, "
+        "the child's interpreter start and its reaping); records/s = records / wall.",
+        "",
+        "| ids | domains | variant | records | wall s | records/s | peak RSS MB | RSS ours/baseline "
+        "| rate ours/floor |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case in doc["cases"]:
+        r = case["ratios"]
+        for name in ("ours", "baseline", "floor"):
+            v = case["variants"][name]
+            ratio_rss = f"1/{1 / r['rss_ours_over_baseline']:,.0f}" if name == "ours" else ""
+            ratio_rate = f"×{r['rate_ours_over_floor']:.2f}" if name == "ours" else ""
+            out.append(
+                f"| {case['cids']:,} | {'+'.join(case['domains'])} | {name} | {v['records']:,} | {v['wall_s']:.1f} | "
+                f"{_num(v['records_per_s'])} | {v['peak_rss_mb']:,.0f} | {ratio_rss} | {ratio_rate} |"
+            )
+    agree = all(c["records_agree"] for c in doc["cases"])
+    out += ["", f"Record counts of the three variants agree in every case: {'yes' if agree else '**NO**'}."]
+    cross = [
+        f"{c['cids']:,} {'+'.join(c['domains'])}: {c['variants']['ours']['peak_rss_mb']:,.0f} "
+        f"/ {_num(c['variants']['ours']['supervisor_peak_rss_mb'])}"
+        for c in doc["cases"]
+    ]
+    out += ["", "Ours, peak RSS by the bench's sampler / by the pool supervisor (0.2 s): " + "; ".join(cross) + " MB."]
+    out += _markdown_http(doc.get("http"))
+    out += _markdown_profile(doc.get("profile"))
+    plot = doc.get("plot") or {}
+    if plot.get("path"):
+        out += ["", f"![RSS over time, ours vs baseline]({Path(plot['path']).name})"]
+    else:
+        out += ["", f"RSS plot skipped: {plot.get('skipped')}."]
+    return "\n".join(out)
+
+
+def _markdown_http(http: dict[str, Any] | None) -> list[str]:
+    if not http:
+        return ["", "The checks against a real server were not run (--no-http)."]
+    out = ["", f"#### Against a real server (`{http['server']}`)", ""]
+    first = http.get("first_records")
+    if first:
+        delays = ", ".join(_seconds(r["first_records_after_start_s"]) for r in first["runs"])
+        starts = ", ".join(_seconds(r["start_after_submit_s"]) for r in first["runs"])
+        run0 = first["runs"][0]
+        out.append(
+            f"- first live records, {first['cids']:,} ids {'+'.join(first['domains'])}: {delays} after the job "
+            f"started (submit → start: {starts}); the first run streamed {run0.get('streamed_records', 0):,} records "
+            f"live, {'matching' if run0.get('counts_agree') else '**not matching**'} the complete line and the job"
+        )
+    read = http.get("stream_read")
+    if read:
+        out.append(
+            f"- stream read of the finished job ({read['chunks']} chunks, {read['chunk_mb']:.0f} MB): "
+            f"{read['stream_mb_s']:.0f} MB/s through `/stream` against {read['get_loop_mb_s']:.0f} MB/s for a bare "
+            f"Redis GET loop (×{read['stream_over_get']:.2f}; best of {read['repeats']})"
+        )
+    health = http.get("health")
+    if health:
+        load, idle = health["under_load"], health["idle"]
+        out.append(
+            f"- /health with {health['jobs']} jobs of {health['cids_per_job']:,} ids running and "
+            f"{health['clients']} clients streaming them (gzip): p50 {_ms(load['p50_ms'])}, p95 {_ms(load['p95_ms'])}, "
+            f"p99 {_ms(load['p99_ms'])}, max {_ms(load['max_ms'])} over {load['samples']} probes in "
+            f"{health['window_s']:.0f} s ({load['failures']} failed); idle: p50 {_ms(idle['p50_ms'])}, "
+            f"p99 {_ms(idle['p99_ms'])}; load average {health['load_avg_before'][0]:.1f} → "
+            f"{health['load_avg_after'][0]:.1f}"
+        )
+    return out
+
+
+def _markdown_profile(profile: dict[str, Any] | None) -> list[str]:
+    if not profile:
+        return []
+    out = [
+        "",
+        f"#### Where the job function's time goes (cProfile, {profile['cids']:,} ids {'+'.join(profile['domains'])}, "
+        f"{profile['records']:,} records, {profile['wall_s_under_profiler']:.1f} s under the profiler)",
+        "",
+        "| category | own time s | share |",
+        "|---|---:|---:|",
+    ]
+    for name, c in profile["categories"].items():
+        out.append(f"| {name} | {c['own_s']:.1f} | {c['share']:.0%} |")
+    out += ["", "| function | calls | own s | cumulative s |", "|---|---:|---:|---:|"]
+    for row in profile["top"][:12]:
+        out.append(f"| `{row['function']}` | {row['calls']:,} | {row['own_s']:.2f} | {row['cum_s']:.2f} |")
+    return out
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the marked results section of `path` (created, or appended to the file, if missing)."""
+    block = f"{BEGIN}\n{section}\n{END}"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
+    start, end = text.find(BEGIN), text.find(END)
+    if start >= 0 and end > start:
+        text = text[:start] + block + text[end + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
