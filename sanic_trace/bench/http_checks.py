@@ -204,6 +204,14 @@ def _latency_summary(latencies: list[float], failures: int) -> dict[str, Any]:
     }
 
 
+def health_idle(server_url: str, samples: int, interval_s: float, max_seconds: float) -> dict[str, Any]:
+    """/health latency with nothing else going on: what the loaded figures are compared with."""
+    deadline = time.monotonic() + max_seconds
+    with httpx.Client(base_url=server_url, timeout=10.0) as http:
+        latencies, failures = _probe_health(http, samples, interval_s, lambda: time.monotonic() < deadline)
+    return _latency_summary(latencies, failures)
+
+
 def health_under_load(
     server_url: str,
     jobs: JobSubmitter,
@@ -211,17 +219,16 @@ def health_under_load(
     ids: list[str],
     domains: list[str],
     *,
+    encoding: str,
     n_jobs: int,
     n_clients: int,
     max_samples: int,
-    idle_samples: int,
     interval_s: float,
     max_seconds: float,
 ) -> dict[str, Any]:
-    """/health latency idle, then while n_jobs jobs run and n_clients follow their live streams."""
+    """/health latency while n_jobs fresh jobs run and n_clients follow their live streams."""
     deadline = time.monotonic() + max_seconds
     with httpx.Client(base_url=server_url, timeout=10.0) as http:
-        idle, idle_failures = _probe_health(http, idle_samples, interval_s, lambda: time.monotonic() < deadline)
         job_ids = [jobs.submit(profile, ids, domains) for _ in range(n_jobs)]
 
         def statuses() -> list[str]:
@@ -235,7 +242,7 @@ def health_under_load(
         receiver, sender = ctx.Pipe(duplex=False)
         streamers = ctx.Process(
             target=stream_clients,
-            args=(server_url, paths, stop, max(1.0, deadline - time.monotonic()), sender),
+            args=(server_url, paths, encoding, stop, max(1.0, deadline - time.monotonic()), sender),
             name="bench-stream-clients",
             daemon=True,
         )
@@ -256,7 +263,7 @@ def health_under_load(
             started = time.monotonic()
             loaded, failures = _probe_health(http, max_samples, interval_s, all_running)
             window_s = time.monotonic() - started
-            ended_by = [s for s in statuses()]
+            ended_by = statuses()
         finally:
             stop.set()
             totals = receiver.recv() if receiver.poll(15) else {}
@@ -269,10 +276,10 @@ def health_under_load(
     return {
         "jobs": n_jobs,
         "clients": n_clients,
+        "client_encoding": encoding,
         "cids_per_job": len(ids),
         "domains": domains,
         "interval_s": interval_s,
-        "idle": _latency_summary(idle, idle_failures),
         "under_load": _latency_summary(loaded, failures),
         "window_s": window_s,
         "job_states_at_end": ended_by,

@@ -6,7 +6,13 @@ from typing import Any
 
 import redis
 
-from sanic_trace.bench.http_checks import JobSubmitter, first_records, health_under_load, stream_read_rate
+from sanic_trace.bench.http_checks import (
+    JobSubmitter,
+    first_records,
+    health_idle,
+    health_under_load,
+    stream_read_rate,
+)
 from sanic_trace.bench.plan import Plan, profile_for
 from sanic_trace.bench.report import Reporter
 from sanic_trace.bench.server import ServerProcess
@@ -37,20 +43,26 @@ def run_http_phase(
                 out["stream_read"] = stream_read_rate(server.url, client, plan.prefix, finished, plan.read_repeats)
                 reporter.stream_read_done(out["stream_read"])
                 delete_matching(client, f"{plan.prefix}:job:{{{finished}}}*")
-            out["health"] = health_under_load(
-                server.url,
-                jobs,
-                profile,
-                ids,
-                domains,
-                n_jobs=plan.health_jobs,
-                n_clients=plan.health_clients,
-                max_samples=plan.health_samples,
-                idle_samples=plan.health_idle_samples,
-                interval_s=plan.health_interval,
-                max_seconds=plan.health_max_seconds,
-            )
-            reporter.health_done(out["health"])
+            health: dict[str, Any] = {
+                "idle": health_idle(server.url, plan.health_idle_samples, plan.health_interval, 60.0)
+            }
+            # Browsers ask for gzip (the target is judged on that); identity shows what compression costs.
+            for encoding in ("gzip", "identity"):
+                health[encoding] = health_under_load(
+                    server.url,
+                    jobs,
+                    profile,
+                    ids,
+                    domains,
+                    encoding=encoding,
+                    n_jobs=plan.health_jobs,
+                    n_clients=plan.health_clients,
+                    max_samples=plan.health_samples,
+                    interval_s=plan.health_interval,
+                    max_seconds=plan.health_max_seconds,
+                )
+                reporter.health_done(health["idle"], health[encoding])
+            out["health"] = health
         finally:
             jobs.cancel_active()
     return out

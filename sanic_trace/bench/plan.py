@@ -119,7 +119,7 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
         profile=(not quick) if args.profile is None else args.profile,
         http=not args.no_http,
         first_records_runs=1 if quick else 3,
-        read_repeats=1 if quick else 3,
+        read_repeats=1 if quick else 5,
         health_jobs=2,
         health_clients=8,
         health_samples=args.health_samples or (100 if quick else 1000),

@@ -70,11 +70,12 @@ class Reporter:
             f"(×{read['stream_over_get']:.2f}) over {read['chunk_mb']:.0f} MB"
         )
 
-    def health_done(self, health: dict[str, Any]) -> None:
-        load, idle = health["under_load"], health["idle"]
+    def health_done(self, idle: dict[str, Any], health: dict[str, Any]) -> None:
+        load = health["under_load"]
         self.note(
-            f"/health under load: p50 {_ms(load['p50_ms'])} p99 {_ms(load['p99_ms'])} ({load['samples']} samples); "
-            f"idle p50 {_ms(idle['p50_ms'])} p99 {_ms(idle['p99_ms'])}"
+            f"/health under load ({health['client_encoding']} streams): p50 {_ms(load['p50_ms'])} "
+            f"p99 {_ms(load['p99_ms'])} ({load['samples']} samples); idle p50 {_ms(idle['p50_ms'])} "
+            f"p99 {_ms(idle['p99_ms'])}"
         )
 
     # -- files ----------------------------------------------------------------------------
@@ -203,15 +204,22 @@ def _markdown_http(http: dict[str, Any] | None) -> list[str]:
         )
     health = http.get("health")
     if health:
-        load, idle = health["under_load"], health["idle"]
+        idle = health["idle"]
         out.append(
-            f"- /health with {health['jobs']} jobs of {health['cids_per_job']:,} ids running and "
-            f"{health['clients']} clients streaming them (gzip): p50 {_ms(load['p50_ms'])}, p95 {_ms(load['p95_ms'])}, "
-            f"p99 {_ms(load['p99_ms'])}, max {_ms(load['max_ms'])} over {load['samples']} probes in "
-            f"{health['window_s']:.0f} s ({load['failures']} failed); idle: p50 {_ms(idle['p50_ms'])}, "
-            f"p99 {_ms(idle['p99_ms'])}; load average {health['load_avg_before'][0]:.1f} → "
-            f"{health['load_avg_after'][0]:.1f}"
+            f"- /health idle: p50 {_ms(idle['p50_ms'])}, p99 {_ms(idle['p99_ms'])} over {idle['samples']} probes"
         )
+        for encoding in ("gzip", "identity"):
+            run = health.get(encoding)
+            if not run:
+                continue
+            load = run["under_load"]
+            out.append(
+                f"- /health with {run['jobs']} jobs of {run['cids_per_job']:,} ids running and {run['clients']} "
+                f"clients following their streams ({encoding}): p50 {_ms(load['p50_ms'])}, p95 {_ms(load['p95_ms'])}, "
+                f"p99 {_ms(load['p99_ms'])}, max {_ms(load['max_ms'])} over {load['samples']} probes in "
+                f"{run['window_s']:.0f} s ({load['failures']} failed); load average "
+                f"{run['load_avg_before'][0]:.1f} → {run['load_avg_after'][0]:.1f}"
+            )
     return out
 
 

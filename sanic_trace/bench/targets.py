@@ -98,14 +98,19 @@ def evaluate(doc: dict[str, Any]) -> list[dict[str, Any]]:
         )
     else:
         results.append(_target("stream_read", "stream read ≥ 0.7 × bare Redis GET loop", "not measured", None))
-    health = (http.get("health") or {}).get("under_load") or {}
-    if health.get("p99_ms") is not None:
+    # Judged on clients that accept gzip, as browsers do; the identity run is the diagnostic beside it.
+    health = http.get("health") or {}
+    gzip = (health.get("gzip") or {}).get("under_load") or {}
+    identity = (health.get("identity") or {}).get("under_load") or {}
+    if gzip.get("p99_ms") is not None:
+        detail = f"identity streams: p99 {identity['p99_ms']:.1f} ms" if identity.get("p99_ms") is not None else ""
         results.append(
             _target(
                 "health_p99",
-                "/health p99 ≤ 50 ms with 2 jobs running and 8 clients streaming",
-                f"p99 {health['p99_ms']:.1f} ms (p50 {health['p50_ms']:.1f} ms, {health['samples']} samples)",
-                health["p99_ms"] <= HEALTH_P99_MS,
+                "/health p99 ≤ 50 ms with 2 jobs running and 8 clients streaming (gzip, as browsers)",
+                f"p99 {gzip['p99_ms']:.1f} ms (p50 {gzip['p50_ms']:.1f} ms, {gzip['samples']} samples)",
+                gzip["p99_ms"] <= HEALTH_P99_MS,
+                detail,
             )
         )
     else:
