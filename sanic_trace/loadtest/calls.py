@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from sanic_trace.loadtest.checks import (
     BAD_JSON,
     COUNT_MISMATCH,
     PROTOCOL_ERROR,
+    STREAM_TRUNCATED,
     CheckError,
     InlineEventsChecker,
     LineSplitter,
@@ -37,6 +38,8 @@ from sanic_trace.loadtest.checks import (
 from sanic_trace.loadtest.stats import Stats
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+# Reads a response's body (after the status line) and returns what the call yields.
+Reader = Callable[[httpx.Response], Awaitable[Any]]
 # Error bodies are small envelopes; more than this is not one.
 MAX_ERROR_BODY = 64 * 1024
 
@@ -123,8 +126,14 @@ class Caller:
 
     # -- the common wrapper --------------------------------------------------------------------
 
-    async def _call(  # type: ignore[no-untyped-def]
-        self, endpoint: str, method: str, path: str, body: dict[str, Any] | None, reader, follow_up: bool = False
+    async def _call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        reader: Reader,
+        follow_up: bool = False,
     ) -> Any:
         if not follow_up:
             self.budget.take()
@@ -137,6 +146,7 @@ class Caller:
             headers.update(JSON_HEADERS)
             content = ujson.dumps(body, ensure_ascii=False).encode()
         started = time.monotonic()
+        first_byte: float | None = None
         where = endpoint
         try:
             async with self.client.stream(method, path, content=content, headers=headers) as response:
@@ -158,8 +168,11 @@ class Caller:
             self.stats.error(where, BAD_JSON, f"undecodable body: {exc} [request {request_id}]")
             raise RequestFailed(BAD_JSON) from None
         except httpx.RequestError as exc:
-            self.stats.error(where, "CONNECTION_ERROR", f"{type(exc).__name__}: {exc} [request {request_id}]")
-            raise RequestFailed("CONNECTION_ERROR") from None
+            # Before the status line it is a connection problem; after it, a body cut short
+            # (the server aborts the connection rather than end a broken body cleanly).
+            code = "CONNECTION_ERROR" if first_byte is None else STREAM_TRUNCATED
+            self.stats.error(where, code, f"{type(exc).__name__}: {exc} [request {request_id}]")
+            raise RequestFailed(code) from None
         self.stats.done(where, time.monotonic() - started)
         return result
 
@@ -206,7 +219,7 @@ class Caller:
         checker = InlineEventsChecker()
         return await self._consume(response, "inline", checker.feed, checker.finish)
 
-    def _stream_reader(self, job: JobHandle):  # type: ignore[no-untyped-def]
+    def _stream_reader(self, job: JobHandle) -> Reader:
         async def read(response: httpx.Response) -> StreamTotals:
             checker = NdjsonChecker()
             splitter = LineSplitter()
@@ -230,7 +243,7 @@ class Caller:
 
         return read
 
-    def _status_checker(self, totals: StreamTotals):  # type: ignore[no-untyped-def]
+    def _status_checker(self, totals: StreamTotals) -> Reader:
         async def read(response: httpx.Response) -> dict[str, Any]:
             raw = await response.aread()
             try:
@@ -249,7 +262,9 @@ class Caller:
 
         return read
 
-    async def _consume(self, response: httpx.Response, kind: str, feed, finish) -> StreamTotals:  # type: ignore[no-untyped-def]
+    async def _consume(
+        self, response: httpx.Response, kind: str, feed: Callable[[bytes], None], finish: Callable[[], StreamTotals]
+    ) -> StreamTotals:
         """Read a body piece by piece through a checker, counting it as an active stream."""
         started = time.monotonic()
         payload = 0
