@@ -485,3 +485,53 @@ def container_ids(db: sqlite3.Connection, limit: int | None = None) -> list[str]
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [row[0] for row in db.execute(sql)]
+
+
+# --- a Redis that can be made unreachable ------------------------------------------------------------
+class RedisProxy:
+    """A TCP relay to the test Redis, in this event loop; cut() makes Redis unreachable for real.
+
+    The service under test gets `url` as its REDIS_URL: until cut() it talks to the real Redis
+    through the relay; after it, every open connection is closed and new ones are refused.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        parts = httpx.URL(redis_url.replace("redis://", "http://", 1))
+        self.target = (parts.host or "127.0.0.1", parts.port or 6379)
+        self.database = parts.path.strip("/") or "0"
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+        self.url = ""
+
+    async def __aenter__(self) -> RedisProxy:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/{self.database}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.cut()
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        self.writers += [client_writer, upstream_writer]
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                writer.close()
+
+        await asyncio.gather(pump(client_reader, upstream_writer), pump(upstream_reader, client_writer))
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()

@@ -105,7 +105,11 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
             await writer.send(closing + b"}")
             await response.eof()
         except BaseException:
-            # The client went away (or the server is stopping): nothing is published.
+            # The client went away, the server is stopping, or something unexpected broke the
+            # stream: nothing is published, and the connection is cut without the final chunk,
+            # because Sanic would otherwise end the chunked body cleanly and a truncated body
+            # would look complete.
+            cut_off(request)
             if cache is not None:
                 await cache.discard()
             raise
@@ -114,6 +118,13 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
                 await cache.discard()
             else:
                 await cache.publish()
+
+
+def cut_off(request: Request) -> None:
+    """Abort the connection of a response whose status line is already sent."""
+    abort = getattr(request.transport, "abort", None)
+    if abort is not None:
+        abort()
 
 
 class _BodyWriter:

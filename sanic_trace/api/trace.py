@@ -9,8 +9,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from sanic_trace.api import body as bodies
-from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached
-from sanic_trace.api.inline_events import EventsRequest, stream_inline
+from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached, store
+from sanic_trace.api.inline_events import EventsRequest, cut_off, stream_inline
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.errors import ApiError
 from sanic_trace.trace import events, lineage, seeds
@@ -26,15 +26,22 @@ async def _guard(request: Request, stage: str, limit: int) -> None:
     await request.app.ctx.rate_limiter.check(stage, client_ip(request), limit)
 
 
-async def _replay_cached(request: Request, key: str, headers: dict[str, str] | None = None) -> bool:
-    """Stream a cached body if there is one; True when it was sent."""
+async def _replay_cached(request: Request, key: str, headers: dict[str, str] | None = None) -> bool | None:
+    """Stream a cached body if there is one: True when it was sent, False when there is none,
+    None when Redis cannot be reached (the caller answers without the cache)."""
     client = request.app.ctx.redis
     size = await cached_size(client, key)
-    if size == 0:
-        return False
+    if not size:
+        return size if size is None else False
     response = await request.respond(content_type=JSON, headers={"X-Cache": "hit", **(headers or {})})
-    async for piece in read_cached(client, key, size):
-        await response.send(piece)
+    try:
+        async for piece in read_cached(client, key, size):
+            await response.send(piece)
+    except BaseException:
+        # The status line is out: end the connection without the final chunk, so that the client
+        # sees an incomplete body instead of a short one that looks complete.
+        cut_off(request)
+        raise
     await response.eof()
     return True
 
@@ -43,17 +50,19 @@ async def _cached_json(request: Request, stage: str, material: Any, compute) -> 
     """Answer from the stage cache, or compute (in a DB thread), cache and answer."""
     settings = request.app.ctx.settings
     key, public_key = cache_key(settings.redis_prefix, stage, material)
-    if settings.cache_ttl_seconds and await _replay_cached(request, key):
-        return None
+    use_cache = settings.cache_ttl_seconds > 0
+    if use_cache:
+        replayed = await _replay_cached(request, key)
+        if replayed:
+            return None
+        use_cache = replayed is not None
     slots = request.app.ctx.inline_slots
     async with slots.slot():
         result = await slots.run(compute)
     payload = {"stage": stage, **result, "cache_key": public_key}
     encoded = ujson.dumps(payload, ensure_ascii=False).encode()
-    if not settings.cache_ttl_seconds:
-        return raw(encoded, content_type=JSON, headers={"X-Cache": "bypass"})
-    await request.app.ctx.redis.set(key, encoded, ex=settings.cache_ttl_seconds)
-    return raw(encoded, content_type=JSON, headers={"X-Cache": "miss"})
+    stored = use_cache and await store(request.app.ctx.redis, key, encoded, settings.cache_ttl_seconds)
+    return raw(encoded, content_type=JSON, headers={"X-Cache": "miss" if stored else "bypass"})
 
 
 @bp.post("/seed-resolve")
@@ -139,8 +148,10 @@ async def events_stage(request: Request) -> HTTPResponse | None:
     )
     if cacheable:
         key, _ = cache_key(settings.redis_prefix, "events", req.cache_material())
-        if await _replay_cached(request, key, {"X-Trace-Path": "inline"}):
+        replayed = await _replay_cached(request, key, {"X-Trace-Path": "inline"})
+        if replayed:
             return None
-        cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
+        if replayed is not None:
+            cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
     await stream_inline(request, req, cache)
     return None
