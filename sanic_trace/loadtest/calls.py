@@ -64,8 +64,9 @@ class Budget:
     requests_left: int
     stop_at: float  # time.monotonic()
 
-    def take(self) -> None:
-        if self.requests_left <= 0 or time.monotonic() >= self.stop_at:
+    def take(self, follow_up: bool = False) -> None:
+        """Count a request; refuse it (StopUser) when spent — unless it follows a 202 already received."""
+        if not follow_up and (self.requests_left <= 0 or time.monotonic() >= self.stop_at):
             raise StopUser
         self.requests_left -= 1
 
@@ -135,8 +136,7 @@ class Caller:
         reader: Reader,
         follow_up: bool = False,
     ) -> Any:
-        if not follow_up:
-            self.budget.take()
+        self.budget.take(follow_up)
         self.stats.request_sent()
         self._n += 1
         request_id = f"{self._prefix}-{self._n}"

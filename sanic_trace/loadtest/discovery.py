@@ -229,6 +229,9 @@ async def _work_orders(api: _Api, ids: list[str]) -> list[str]:
     if not ids:
         return []
     status, answer = await api.send("POST", "/api/trace/events", bodies.events("query_tool", ids, ids, ["history"]))
+    if status == 202 and isinstance(answer, dict) and isinstance(answer.get("status_url"), str):
+        # A server whose threshold is below 20 ids made a job of it: it is not needed, cancel it.
+        await api.send("DELETE", answer["status_url"])
     if status != 200 or not isinstance(answer, dict):
         return []
     records = ((answer.get("results") or {}).get("history") or {}).get("data") or []

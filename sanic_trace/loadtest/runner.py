@@ -171,9 +171,9 @@ async def _cancel_jobs(config: RunConfig, job_ids: set[str]) -> int:
         async def cancel(job_id: str) -> bool:
             try:
                 response = await client.delete(f"/api/trace/job/{job_id}", timeout=CANCEL_TIMEOUT_SECONDS)
-            except httpx.HTTPError:
+                return response.status_code == 200 and bool(response.json().get("cancelled"))
+            except (httpx.HTTPError, ValueError, AttributeError):
                 return False
-            return response.status_code == 200 and bool(response.json().get("cancelled"))
 
         results = await asyncio.gather(*(cancel(j) for j in sorted(job_ids)))
         cancelled = sum(results)
