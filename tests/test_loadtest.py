@@ -224,7 +224,9 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080", "http://127.9.8.7:1/", "http://[::1]:8080", "http://localhost:1"]
+    "url",
+    ["http://127.0.0.1:8080", "http://127.9.8.7:1/", "http://[::1]:8080", "http://[::ffff:127.0.0.1]:1",
+     "http://localhost:1"],
 )
 def test_loopback_targets_are_accepted(url: str) -> None:
     assert target.check_target(url, allow_remote=False).loopback
