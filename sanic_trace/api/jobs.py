@@ -22,7 +22,16 @@ from sanic_trace.api.sink import Sink
 from sanic_trace.errors import ApiError
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results import ndjson
-from sanic_trace.results.reader import ResultExpired, StreamPosition, live_lines, page, read_index, whole_body
+from sanic_trace.results.reader import (
+    ACTIVE,
+    ResultExpired,
+    StreamPosition,
+    live_lines,
+    page,
+    read_index,
+    whole_body,
+)
+from sanic_trace.trace.events import DOMAINS
 from sanic_trace.trace.job import build_payload
 
 log = logging.getLogger("sanic_trace.jobs_api")
@@ -99,13 +108,10 @@ def _int_arg(request: Request, name: str, default: int | None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError("INVALID_PARAMS", f"{name} must be a non-negative integer; got {raw!r}") from None
-    if value < 0:
+    # Plain ASCII digits only: int() would also take "1_000", " 7 ", "+3" and non-ASCII digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError("INVALID_PARAMS", f"{name} must be a non-negative integer; got {raw!r}")
-    return value
+    return int(raw)
 
 
 @bp.get("/<job_id:str>")
@@ -121,12 +127,19 @@ async def job_status(request: Request, job_id: str) -> HTTPResponse:
 @bp.get("/<job_id:str>/stream")
 async def job_stream(request: Request, job_id: str) -> None:
     await _guard(request, job_id)
-    await _status_or_404(request, job_id)
+    status = await _status_or_404(request, job_id)
     domain = request.args.get("domain")
     from_batch = _int_arg(request, "from_batch", 0) or 0
     if from_batch and domain is None:
         raise ApiError("INVALID_PARAMS", "from_batch needs domain: resume with ?domain=D&from_batch=N")
     settings = request.app.ctx.settings
+    if domain is not None:
+        # Refused with a status code while we still can; a job whose index is not written yet
+        # (queued) is checked against its domains once they are known, with an error line.
+        index = await read_index(request.app.ctx.redis, JobKeys(settings.redis_prefix, job_id))
+        known = index.domains if index is not None else (list(DOMAINS) if status["status"] in ACTIVE else None)
+        if known is not None and domain not in known:
+            raise ApiError("INVALID_PARAMS", f"domain must be one of this job's domains {known}; got {domain!r}")
     sink = await Sink.open(request, ndjson.JSONL, {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     lines = live_lines(
         request.app.ctx.redis,

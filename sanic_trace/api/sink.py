@@ -13,13 +13,33 @@ from typing import Any
 from sanic import Request
 
 
-def accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
+def _quality(params: str) -> float:
+    """The q of one Accept-Encoding entry (1 when absent; 0 when malformed, i.e. not acceptable)."""
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.strip().lower() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def accepts_gzip(header: str | Request) -> bool:
+    """True when the Accept-Encoding header accepts gzip with q > 0 (an explicit gzip entry wins over *)."""
+    if not isinstance(header, str):
+        header = header.headers.get("accept-encoding", "")
+    explicit: float | None = None
+    wildcard: float | None = None
+    for part in header.split(","):
         name, _, params = part.strip().partition(";")
-        if name.strip().lower() in ("gzip", "x-gzip", "*"):
-            q = params.strip()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
-    return False
+        name = name.strip().lower()
+        if name in ("gzip", "x-gzip"):
+            explicit = max(explicit or 0.0, _quality(params))
+        elif name == "*":
+            wildcard = _quality(params)
+    quality = explicit if explicit is not None else wildcard
+    return quality is not None and quality > 0
 
 
 class Sink:

@@ -40,11 +40,13 @@ async def read_index(client: aioredis.Redis, keys: JobKeys) -> ResultIndex | Non
 
 
 def chunk_count(index: ResultIndex, domain: str, n: int) -> int:
-    """Records in chunk n: every chunk is full except the last one of a finished domain."""
-    progress = index.per_domain[domain]
-    if progress.done and n == progress.chunks - 1:
-        return progress.records - n * index.chunk_size
-    return index.chunk_size
+    """Records in stored chunk n (n < chunks), from the index alone.
+
+    Every chunk but a domain's last holds chunk_size records. The last one may be short, and
+    the index says so as soon as it is stored: `chunks` and `records` move in the same MULTI,
+    while `done` follows in a later write — so the count comes from `records`, never from `done`.
+    """
+    return min(index.chunk_size, index.per_domain[domain].records - n * index.chunk_size)
 
 
 async def get_chunk(client: aioredis.Redis, keys: JobKeys, domain: str, n: int) -> bytes:
@@ -96,7 +98,8 @@ async def live_lines(
                     try:
                         chunk = await get_chunk(client, keys, domain, n)
                     except ResultExpired as exc:
-                        yield ndjson.error("JOB_RESULT_EXPIRED", str(exc))
+                        # A cancel deletes the job's chunks: say why they are gone, not just that they are.
+                        yield await _missing_chunk_error(client, prefix, job_id, str(exc))
                         return
                     yield ndjson.records(domain, n, chunk_count(index, domain, n), chunk)
                     n += 1
@@ -126,6 +129,15 @@ async def live_lines(
             yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
             return
         yield ndjson.complete(index.total_records, status.get("elapsed_seconds"))
+
+
+async def _missing_chunk_error(client: aioredis.Redis, prefix: str, job_id: str, message: str) -> bytes:
+    status = await aio.get_status(client, prefix, job_id)
+    if status is None:
+        return ndjson.error("JOB_NOT_FOUND", "the job expired")
+    if status["status"] in ("cancelled", "failed"):
+        return _ended_error(status)
+    return ndjson.error("JOB_RESULT_EXPIRED", message)
 
 
 def _ended_error(status: dict[str, Any]) -> bytes:

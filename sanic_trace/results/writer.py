@@ -53,18 +53,25 @@ class ChunkWriter:
         chunks = 0
         records = 0
         for batch in batches:
-            pending.extend(batch)
-            while len(pending) >= self.chunk_size:
-                chunk, pending = pending[: self.chunk_size], pending[self.chunk_size :]
-                records += len(chunk)
-                self._store(domain, chunks, chunk, records)
+            # Fill the pending chunk from the batch without re-slicing the rest of it each time.
+            start = 0
+            while len(pending) + len(batch) - start >= self.chunk_size:
+                take = self.chunk_size - len(pending)
+                pending.extend(batch[start : start + take])
+                start += take
+                records += len(pending)
+                self._store(domain, chunks, pending, records)
+                pending = []
                 chunks += 1
                 if after_chunk is not None:
                     after_chunk()
+            pending.extend(batch[start:] if start else batch)
         if pending:
             records += len(pending)
             self._store(domain, chunks, pending, records)
             chunks += 1
+            if after_chunk is not None:
+                after_chunk()
         pipe = self.sink.redis.pipeline(transaction=True)
         done = {f"{domain}:done": 1, f"{domain}:chunks": chunks, f"{domain}:records": records}
         self.sink.hset_data(INDEX_SUFFIX, done, pipe=pipe)

@@ -1,0 +1,207 @@
+"""The real service as a subprocess: `sanic-trace serve` with its supervisor and job children.
+
+    with ServerProcess(env={...}) as server:       # waits for /health (deadline), or fails
+        server.client.post("/api/trace/events", json=...)
+    # SIGTERM to the service, SIGKILL after a deadline; every process of its tree is gone.
+
+Every wait has a deadline. The server's output goes to a log file whose tail is added to
+start-up failures. Job children run in their own sessions, so the tree is recorded while the
+service runs (`track_tree`) and anything left of it after the stop is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+# Settings of the service that must never leak in from the environment running the tests.
+_SCRUBBED_PREFIXES = ("TRACE_", "DB_", "SANIC_")
+_SCRUBBED = {"REDIS_URL"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
+        time.sleep(interval)
+
+
+def _executable() -> list[str]:
+    script = Path(sys.executable).with_name("sanic-trace")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sanic_trace.cli"]
+
+
+class ServerProcess:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        start_timeout: float = 30.0,
+        stop_timeout: float = 15.0,
+        expect_healthy: bool = True,
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.expect_healthy = expect_healthy
+        base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
+        self.env = {
+            **base,
+            "TRACE_HOST_ID": f"test-{uuid.uuid4().hex[:12]}",
+            "TRACE_MIN_AVAILABLE_MB": "0",
+            "TRACE_SUPERVISOR_HEARTBEAT_SECONDS": "0.5",
+            "TRACE_JOB_SHUTDOWN_GRACE_SECONDS": "1",
+            "TRACE_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.log_dir = tempfile.mkdtemp(prefix="sanic-trace-e2e-")
+        self.log_path = Path(self.log_dir) / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.known: dict[int, psutil.Process] = {}
+        self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
+
+    # --- life cycle ---------------------------------------------------------------------------
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit; we keep the path
+        self.proc = subprocess.Popen(
+            [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            wait_for(self._answers, self.start_timeout, f"the server on port {self.port} to answer /health")
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}\n--- server log ---\n{self.log_tail()}") from None
+        self.track_tree()
+        return self
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the server exited with {self.proc.returncode}\n{self.log_tail()}")
+        try:
+            response = self.client.get("/health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        if not self.expect_healthy:
+            return True
+        body = response.json()
+        # Healthy, and this host's supervisor is alive (it takes jobs from now on).
+        return response.status_code == 200 and any(
+            h.get("alive") for h in body.get("pool", {}).get("hosts", []) if h.get("host") == self.env["TRACE_HOST_ID"]
+        )
+
+    def track_tree(self) -> list[psutil.Process]:
+        """Remember every process of the service's tree now (job children included)."""
+        if self.proc is None:
+            return []
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        for proc in procs:
+            self.known.setdefault(proc.pid, proc)
+        return procs
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc is None:
+            return
+        self.track_tree()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        # Job children lead their own sessions: kill whatever of the recorded tree is left.
+        leftovers = []
+        for proc in self.known.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    proc.kill()
+                    leftovers.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(leftovers, timeout=5)
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    # --- helpers for tests -------------------------------------------------------------------
+    def job_child_pids(self) -> list[int]:
+        """Pids of running job children (`python -m jobs.child`)."""
+        pids = []
+        for proc in self.track_tree():
+            try:
+                if "jobs.child" in " ".join(proc.cmdline()):
+                    pids.append(proc.pid)
+            except psutil.NoSuchProcess:
+                pass
+        return pids
+
+
+@contextmanager
+def running_server(env: dict[str, str], **kwargs: Any) -> Iterator[ServerProcess]:
+    server = ServerProcess(env, **kwargs)
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+def job_keys(client: redis.Redis, prefix: str, job_id: str) -> list[bytes]:
+    """Every key of one job (all carry `{ID}` as a hash tag)."""
+    return sorted(client.scan_iter(match=f"{prefix}:job:{{{job_id}}}*", count=1000))
+
+
+__all__ = ["ServerProcess", "free_port", "job_keys", "running_server", "wait_for"]
