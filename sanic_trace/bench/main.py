@@ -20,7 +20,7 @@ from sanic_trace.bench import warehouse
 from sanic_trace.bench.baseline import run_baseline
 from sanic_trace.bench.children import run_in_child
 from sanic_trace.bench.floor import run_floor
-from sanic_trace.bench.machine import load_average, machine_facts
+from sanic_trace.bench.machine import code_version, load_average, machine_facts
 from sanic_trace.bench.ours import PoolRunner
 from sanic_trace.bench.plan import Plan, profile_for, resolve_plan
 from sanic_trace.bench.report import Reporter
@@ -63,6 +63,7 @@ def _command_line() -> str:
 def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
     doc = reporter.doc
     doc["machine"] = machine_facts(client)
+    doc["code"] = code_version()
     doc["load_avg"]["start"] = load_average()
     reporter.note(f"load average at start: {doc['load_avg']['start']} on {doc['machine']['cpus']} CPUs")
 
@@ -86,7 +87,9 @@ def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
                 reporter.case_done(case)
                 reporter.save()  # a long run interrupted later still leaves what it measured
         if plan.profile:
-            doc["profile"] = _profile(plan, settings, all_ids[: max(plan.sizes)], plan.domain_sets[0])
+            # The middle size: the shares do not depend on it, and the largest would double the profile's time.
+            size = plan.sizes[len(plan.sizes) // 2]
+            doc["profile"] = _profile(plan, settings, all_ids[:size], plan.domain_sets[0])
             reporter.profile_done(doc["profile"])
     finally:
         runner.close()

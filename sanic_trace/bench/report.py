@@ -97,6 +97,13 @@ class Reporter:
         self.note(f"wrote {', '.join(written)}" + (f"; plot skipped: {skipped}" if skipped else f", {plot_path}"))
 
 
+def _code(code: dict[str, Any] | None) -> str:
+    if not code:
+        return "not a git checkout"
+    changed = code["modified"]
+    return f"commit {code['commit'][:10]}" + (f", with uncommitted changes in {len(changed)} files" if changed else "")
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
@@ -127,6 +134,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- command: `{doc['command']}`",
         f"- machine: {m['cpus']} CPUs ({m['processor']}), {m['ram_mb']:,} MB RAM, {m['platform']}; "
         f"Python {m['python']}, SQLite {m['sqlite']}, Redis {m['redis_server']}",
+        f"- code: {_code(doc.get('code'))}",
         f"- load average (1/5/15 min): {load['start']} at the start, {load['end']} at the end "
         "(a shared machine: timings are noisy, memory figures are not)",
         f"- warehouse: {w['containers']:,} containers, {w['history_rows']:,} history rows, "

@@ -77,7 +77,8 @@ class RssSampler:
         if pid is None or len(self.trace.samples) >= MAX_SAMPLES:
             return
         rss = process_tree_rss_mb(pid)
-        if rss is not None:  # None: not started yet, or already gone
+        # None: not started yet, or gone; 0: exiting (its memory already released).
+        if rss:
             self.trace.samples.append((time.monotonic() - self._t0, rss))
 
     def _loop(self) -> None:
