@@ -120,6 +120,9 @@ class LiveServer:
 async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     """The app on Sanic's HTTP server, in this event loop, on a free port."""
     app = make_app(settings)
+    # TouchUp rewrites Sanic's own methods at start-up, once per process: a second app started in
+    # this process would fail on the rewritten source. Nothing about the service depends on it.
+    app.config.TOUCHUP = False
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -39,12 +39,26 @@ class EventsRequest:
         return {"profile": self.profile, "ids": self.container_ids, "domains": self.domains, "params": self.params}
 
 
-def encode_next(batches: Iterator[list[dict[str, Any]]]) -> tuple[int, bytes] | None:
-    """Advance a record-batch iterator once; return (count, records encoded without brackets)."""
+# Records per encoded piece. A fetchmany batch (DB_FETCHMANY_SIZE rows) is encoded in pieces of
+# this many records and written piece by piece, so the encoder's buffers, the HTTP chunk framing
+# and the transport's send buffer each copy a piece rather than a whole batch.
+ENCODE_PIECE_RECORDS = 1000
+
+Encoded = tuple[int, list[bytes]]
+
+
+def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
+    """Advance a record-batch iterator once: (record count, the records as JSON pieces without brackets).
+
+    Each record is encoded once; joining the pieces with commas gives the batch's array content.
+    """
     for records in batches:
         if records:
-            encoded = ujson.dumps(records, ensure_ascii=False).encode()
-            return len(records), encoded[1:-1]
+            pieces = [
+                ujson.dumps(records[start : start + ENCODE_PIECE_RECORDS], ensure_ascii=False).encode()[1:-1]
+                for start in range(0, len(records), ENCODE_PIECE_RECORDS)
+            ]
+            return len(records), pieces
     return None
 
 
@@ -68,7 +82,8 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
         try:
             # The first batch is fetched before any byte is sent, so that a database that
             # is down or a query that times out gets a proper status code.
-            first = await slots.run(encode_next, batches)
+            # Handed over in a list so that only the consumer holds it (and lets go once it is sent).
+            prefetched = [await slots.run(encode_next, batches)]
         except BaseException:
             await slots.run(batches.close)
             raise
@@ -88,8 +103,7 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
             for index, domain in enumerate(req.domains):
                 if index:
                     batches = open_domain(request, req, domain)
-                    first = None
-                error = await _stream_domain(writer, slots, domain, batches, first, leading_comma=index > 0)
+                error = await _stream_domain(writer, slots, domain, batches, prefetched, leading_comma=index > 0)
                 if error is not None:
                     failed.append(error)
             tail: dict[str, Any] = {}
@@ -143,15 +157,20 @@ async def _stream_domain(
     slots: Any,
     domain: str,
     batches: Iterator[list[dict[str, Any]]],
-    first: tuple[int, bytes] | None,
+    first: list[Encoded | None],
     *,
     leading_comma: bool,
 ) -> dict[str, str] | None:
+    """Write one domain's `"name":{"data":[...],"count":N}`; the domain's error, if it failed midway.
+
+    `first` holds the domain's prefetched batch, if any; it is taken out of the list, so that
+    a batch is referenced by nothing once it is written.
+    """
     prefix = b"," if leading_comma else b""
     await writer.send(prefix + b'"' + domain.encode() + b'":{"data":[')
     count = 0
     error: dict[str, str] | None = None
-    item = first
+    item = first.pop() if first else None
     try:
         while True:
             if item is None:
@@ -162,10 +181,13 @@ async def _stream_domain(
                     break
                 if item is None:
                     break
-            n, encoded = item
+            n, pieces = item
             item = None
             # Send errors (the client went away) are not domain failures: they propagate.
-            await writer.send(encoded if count == 0 else b"," + encoded)
+            for index, piece in enumerate(pieces):
+                await writer.send(piece if count == 0 and index == 0 else b"," + piece)
+            # Nothing of this batch is kept while the next one is fetched.
+            del pieces
             count += n
     finally:
         await slots.run(batches.close)
