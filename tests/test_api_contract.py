@@ -26,9 +26,12 @@ from api_fixtures import (
     write_override,
 )
 from trace_fixtures import (
+    DEEP,
     F1,
     F2,
     F3,
+    M1,
+    M2,
     NAMES,
     ORPHAN,
     R1,
@@ -37,6 +40,9 @@ from trace_fixtures import (
     S2,
     S3,
     T1,
+    X1,
+    X2,
+    X3,
     build_standard_warehouse,
 )
 
@@ -190,6 +196,28 @@ async def test_lineage_answers_the_exact_shape(
     assert CACHE_KEY.match(body.pop("cache_key"))
     assert list(body) == list(expected)
     assert body == expected
+
+
+async def test_lineage_survives_cycles_and_stops_at_depth_20(client: Any) -> None:
+    response = await post(client, "lineage", {"profile": "query_tool_reverse", "container_ids": [X3, M1, DEEP[25]]})
+    assert response.status == 200
+    body = response.json
+    assert body["ancestors"] == {X3: sorted([X1, X2]), M1: [M2], DEEP[25]: sorted(DEEP[5:25])}
+    assert body["parent_map"] == {
+        X1: [X2],
+        X2: [X1],
+        X3: [X2],
+        M1: [M2],
+        M2: [M1],
+        **{DEEP[k]: [DEEP[k - 1]] for k in range(6, 26)},
+    }
+    assert body["merge_edges"] == {M1: [M2]}
+    # X3's family has no root (a cycle): the smallest wafer lot of the family; DEEP[5] is the depth cap.
+    assert body["seed_roots"] == {X3: "WAF-X1", M1: "WAF-M", DEEP[25]: "WAF-D"}
+    assert (body["total_nodes"], body["total_ancestor_count"]) == (3 + 2 + 21, 2 + 1 + 20)
+    forward = await post(client, "lineage", {"profile": "query_tool", "container_ids": [DEEP[0]]})
+    assert forward.json["children_map"] == {DEEP[k]: [DEEP[k + 1]] for k in range(20)}
+    assert forward.json["total_nodes"] == 21
 
 
 async def test_lineage_of_an_unknown_id_is_empty_not_an_error(client: Any) -> None:
@@ -441,6 +469,14 @@ async def test_invalid_fields_are_named(
     response = await post(client, path, body)
     error = assert_error(response, 400, "INVALID_PARAMS")["error"]
     assert error["message"].startswith(field), error["message"]
+
+
+@pytest.mark.parametrize("path", ["seed-resolve", "lineage", "events"])
+async def test_the_stages_are_post_only(client: Any, path: str) -> None:
+    _, response = await client.get(f"/api/trace/{path}")
+    assert_error(response, 405, "METHOD_NOT_ALLOWED")
+    _, response = await client.post(f"/api/trace/{path}/nope", json={})
+    assert_error(response, 404, "NOT_FOUND")
 
 
 async def test_request_id_is_echoed_when_sane_and_made_up_otherwise(client: Any) -> None:
