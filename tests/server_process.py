@@ -66,8 +66,11 @@ class ServerProcess:
         start_timeout: float = 30.0,
         stop_timeout: float = 15.0,
         expect_healthy: bool = True,
+        argv: list[str] | None = None,
     ) -> None:
+        """`argv` replaces `sanic-trace serve` (e.g. Sanic's own CLI); {port} in it is filled in."""
         self.port = free_port()
+        self.argv = argv
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -92,7 +95,9 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit; we keep the path
         self.proc = subprocess.Popen(
-            [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [a.format(port=self.port) for a in self.argv]
+            if self.argv
+            else [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,103 @@
+"""The service starts and stops its job supervisor, in every way it can be run.
+
+Real server subprocesses, real supervisor and children, real Redis:
+- `sanic-trace serve`: the supervisor is a separate process managed by Sanic's worker manager;
+- `sanic sanic_trace.app:create_app --factory` (Sanic's own CLI): the same;
+- `sanic-trace serve --single-process`: no worker manager, the supervisor is a thread.
+In each, a job runs to the end; then SIGTERM to the service stops the supervisor, and a job
+still running after the shutdown grace is failed JOB_INTERRUPTED, its child gone.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+from e2e_jobs import server_env, submit, wait_job
+from server_process import ServerProcess, wait_for
+
+import jobs
+from sanic_trace.demo.generator import build_demo_warehouse
+
+SANIC_CLI = str(Path(sys.executable).with_name("sanic"))
+TRACE_CLI = str(Path(sys.executable).with_name("sanic-trace"))
+MODES = {
+    "managed": None,  # ServerProcess's default: sanic-trace serve
+    "sanic-cli": [SANIC_CLI, "sanic_trace.app:create_app", "--factory", "--host", "127.0.0.1", "--port", "{port}"],
+    "single-process": [TRACE_CLI, "serve", "--single-process", "--host", "127.0.0.1", "--port", "{port}"],
+}
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pool") / "wh.sqlite"
+    build_demo_warehouse(path, 600, seed=3, progress=False)
+    return path
+
+
+def _ids(path: Path, n: int) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [r[0] for r in db.execute("SELECT CONTAINERID FROM DW_MES_CONTAINER ORDER BY CONTAINERID LIMIT ?", (n,))]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_service_runs_jobs_and_its_stop_interrupts_them(
+    mode: str, warehouse: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = server_env(
+        warehouse,
+        redis_url,
+        redis_prefix,
+        TRACE_ASYNC_CID_THRESHOLD=3,
+        TRACE_STREAM_BATCH_SIZE=20,
+        # Every stored chunk is followed by a pause: the slow job below outlives the grace.
+        TRACE_JOB_CHUNK_DELAY_SECONDS=0.4,
+        TRACE_JOB_SHUTDOWN_GRACE_SECONDS=1,
+    )
+    client = redis.Redis.from_url(redis_url)
+    server = ServerProcess(env, argv=MODES[mode])
+    try:
+        server.start()
+
+        def supervisor_pid_reported() -> int | None:
+            hosts = server.client.get("/health").json()["pool"]["hosts"]
+            return next((h["supervisor_pid"] for h in hosts if h["host"] == server.env["TRACE_HOST_ID"]), None)
+
+        # The heartbeat comes before the first sample round that carries the pid.
+        supervisor_pid = wait_for(supervisor_pid_reported, 10, "the supervisor's first sample round")
+        server_pid = server.proc.pid
+        if mode == "single-process":
+            assert supervisor_pid == server_pid, "without a worker manager the supervisor is a thread"
+        else:
+            assert supervisor_pid in {p.pid for p in psutil.Process(server_pid).children(recursive=True)}
+
+        ids = _ids(warehouse, 60)
+        quick = submit(server, ids[:4], ["holds"])
+        assert wait_job(server, quick, "finished", 60)["status"] == "finished"
+
+        slow = submit(server, ids, ["history", "materials"])
+        wait_job(server, slow, "started", 60)
+        child_pids = wait_for(server.job_child_pids, 20, "the slow job's child to run")
+
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(30)
+        wait_for(lambda: _gone(supervisor_pid), 10, "the supervisor to stop with the service")
+        for pid in child_pids:
+            wait_for(lambda pid=pid: _gone(pid), 10, f"job child {pid} to be gone")
+        final = jobs.get_status(client, redis_prefix, slow)
+        assert final["status"] == "failed" and final["error"]["code"] == "JOB_INTERRUPTED", final
+    finally:
+        server.close()
+        client.close()
