@@ -18,15 +18,15 @@ import redis
 
 from sanic_trace.bench import warehouse
 from sanic_trace.bench.baseline import run_baseline
-from sanic_trace.bench.children import run_in_child
+from sanic_trace.bench.children import ChildFailed, run_in_child
 from sanic_trace.bench.floor import run_floor
 from sanic_trace.bench.machine import code_version, load_average, machine_facts
-from sanic_trace.bench.ours import PoolRunner
+from sanic_trace.bench.ours import JobRunFailed, PoolRunner
 from sanic_trace.bench.plan import Plan, profile_for, resolve_plan
 from sanic_trace.bench.report import Reporter
 from sanic_trace.bench.sampler import RssTrace
-from sanic_trace.bench.space import bench_environment, bench_settings, delete_matching, delete_prefix
-from sanic_trace.settings import Settings, SettingsError
+from sanic_trace.bench.space import bench_environment, delete_matching, delete_prefix
+from sanic_trace.settings import Settings, SettingsError, load_settings
 from sanic_trace.trace.job import build_payload
 
 
@@ -44,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nsanic-trace bench: interrupted; everything it started is stopped", file=sys.stderr)
         return 130
-    except SettingsError as exc:
-        print(f"sanic-trace bench: invalid configuration: {exc}", file=sys.stderr)
+    except (SettingsError, ValueError) as exc:
+        print(f"sanic-trace bench: {exc}", file=sys.stderr)
         return 2
+    except (ChildFailed, JobRunFailed) as exc:
+        print(f"sanic-trace bench: a variant failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         deleted = delete_prefix(client, plan.prefix)
         reporter.note(f"deleted {deleted:,} Redis keys under {plan.prefix}:")
@@ -75,7 +78,7 @@ def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
     )
     all_ids = warehouse.container_ids(plan.warehouse, max(plan.sizes), plan.seed)
 
-    settings = bench_settings(bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "bench"))
+    settings = load_settings(bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "bench"))
     doc["settings"] = _settings_summary(settings, plan)
 
     runner = PoolRunner(settings, plan.sample_interval)
@@ -125,9 +128,15 @@ def _variant(result: dict[str, Any], trace: RssTrace, wall_s: float) -> dict[str
         "wall_s": wall_s,
         "records_per_s": records / wall_s if wall_s > 0 else None,
         "peak_rss_mb": trace.peak_mb,
+        "cpu_s": trace.cpu_s,
+        "records_per_cpu_s": records / trace.cpu_s if trace.cpu_s else None,
         "start_rss_mb": trace.first_mb,
         "rss_samples": len(trace.samples),
     }
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return top / bottom if top and bottom else None
 
 
 def _run_case(
@@ -162,6 +171,9 @@ def _run_case(
             "rss_ours_over_baseline": variants["ours"]["peak_rss_mb"] / variants["baseline"]["peak_rss_mb"],
             "rate_ours_over_floor": variants["ours"]["records_per_s"] / variants["floor"]["records_per_s"],
             "rate_ours_over_baseline": variants["ours"]["records_per_s"] / variants["baseline"]["records_per_s"],
+            "cpu_rate_ours_over_floor": _ratio(
+                variants["ours"]["records_per_cpu_s"], variants["floor"]["records_per_cpu_s"]
+            ),
         },
     }
     if len(ids) == max(plan.sizes):

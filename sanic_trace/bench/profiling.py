@@ -25,7 +25,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Redis round trips", ("/redis/", "_socket.socket", "select.", "selectors.py")),
     ("record building", ("trace/records.py", "db/values.py", "isoformat")),
 )
-OTHER = "other (bench-side Python, batching, bookkeeping)"
+OTHER = "other (the job's own Python: batching, chunking, progress)"
 
 
 def _category(key: str) -> str:

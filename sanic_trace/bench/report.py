@@ -16,7 +16,7 @@ from typing import Any
 
 from sanic_trace.bench.plan import Plan
 from sanic_trace.bench.plot import draw_rss_plot
-from sanic_trace.bench.targets import evaluate
+from sanic_trace.bench.targets import evaluate, fraction
 
 BEGIN = "<!-- bench:results:begin (written by `sanic-trace bench`; edits inside are lost) -->"
 END = "<!-- bench:results:end -->"
@@ -101,7 +101,7 @@ def _code(code: dict[str, Any] | None) -> str:
     if not code:
         return "not a git checkout"
     changed = code["modified"]
-    return f"commit {code['commit'][:10]}" + (f", with uncommitted changes in {len(changed)} files" if changed else "")
+    return f"commit {code['commit'][:10]}" + (f"; uncommitted changes in: {', '.join(changed)}" if changed else "")
 
 
 def _ms(value: float | None) -> str:
@@ -155,21 +155,26 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "#### Cases",
         "",
         "wall = process start → process gone (ours: submit → job finished, which includes the pool's pick-up, "
-        "the child's interpreter start and its reaping); records/s = records / wall.",
+        "the child's interpreter start and its reaping); records/s = records / wall. CPU s = user + system "
+        "seconds of the worker process (and children) — steadier than wall time on a shared machine.",
         "",
-        "| ids | domains | variant | records | wall s | records/s | peak RSS MB | RSS ours/baseline "
-        "| rate ours/floor |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "| ids | domains | variant | records | wall s | records/s | CPU s | peak RSS MB | RSS ours/baseline "
+        "| rate ours/floor (wall; CPU) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case in doc["cases"]:
         r = case["ratios"]
         for name in ("ours", "baseline", "floor"):
             v = case["variants"][name]
-            ratio_rss = f"1/{1 / r['rss_ours_over_baseline']:,.0f}" if name == "ours" else ""
-            ratio_rate = f"×{r['rate_ours_over_floor']:.2f}" if name == "ours" else ""
+            ratio_rss = fraction(r["rss_ours_over_baseline"]) if name == "ours" else ""
+            ratio_rate = ""
+            if name == "ours":
+                cpu_ratio = r.get("cpu_rate_ours_over_floor")
+                ratio_rate = f"×{r['rate_ours_over_floor']:.2f}" + (f"; ×{cpu_ratio:.2f}" if cpu_ratio else "")
             out.append(
                 f"| {case['cids']:,} | {'+'.join(case['domains'])} | {name} | {v['records']:,} | {v['wall_s']:.1f} | "
-                f"{_num(v['records_per_s'])} | {v['peak_rss_mb']:,.0f} | {ratio_rss} | {ratio_rate} |"
+                f"{_num(v['records_per_s'])} | {_num(v.get('cpu_s'), 1)} | {v['peak_rss_mb']:,.0f} | {ratio_rss} | "
+                f"{ratio_rate} |"
             )
     agree = all(c["records_agree"] for c in doc["cases"])
     out += ["", f"Record counts of the three variants agree in every case: {'yes' if agree else '**NO**'}."]

@@ -12,6 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import psutil
+
 from jobs.guard import process_tree_rss_mb
 
 # A bound on memory and on the JSON size: 50 ms samples for over an hour.
@@ -25,6 +27,9 @@ class RssTrace:
     interval: float
     samples: list[tuple[float, float]] = field(default_factory=list)
     attached_at: float | None = None  # seconds since the sampler started
+    # CPU seconds (user + system) of the tree at the last sample: unlike wall time, barely moved by
+    # what other processes of a shared machine do.
+    cpu_s: float | None = None
 
     @property
     def peak_mb(self) -> float:
@@ -45,6 +50,23 @@ class RssTrace:
         return [[round(self.samples[i][0], 3), round(self.samples[i][1], 1)] for i in sorted(picked)]
 
 
+def _tree_cpu_s(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+        total = times.user + times.system
+        for child in process.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += child_times.user + child_times.system
+    except psutil.Error:
+        return None
+    return total
+
+
 class RssSampler:
     """Samples the RSS of one process tree on a thread: start(), attach(pid), stop() → RssTrace."""
 
@@ -53,6 +75,7 @@ class RssSampler:
             raise ValueError("sample interval must be > 0")
         self.trace = RssTrace(interval)
         self._pid: int | None = None
+        self._process: psutil.Process | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-rss-sampler", daemon=True)
         self._t0 = 0.0
@@ -64,6 +87,10 @@ class RssSampler:
 
     def attach(self, pid: int) -> None:
         """Sample this process (and its descendants) from the next tick on."""
+        try:
+            self._process = psutil.Process(pid)
+        except psutil.Error:
+            self._process = None
         self._pid = pid
         self.trace.attached_at = time.monotonic() - self._t0
 
@@ -80,6 +107,9 @@ class RssSampler:
         # None: not started yet, or gone; 0: exiting (its memory already released).
         if rss:
             self.trace.samples.append((time.monotonic() - self._t0, rss))
+            cpu = _tree_cpu_s(self._process)
+            if cpu is not None:
+                self.trace.cpu_s = cpu
 
     def _loop(self) -> None:
         interval = self.trace.interval

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
-
-from sanic_trace.settings import Settings, load_settings
 
 DEFAULT_REDIS_DB = 14
 DELETE_BATCH = 500
@@ -48,10 +45,6 @@ def bench_environment(warehouse: Path, redis_url: str, prefix: str, role: str) -
         # Each supervisor needs a host id of its own (the bench's and the server's may overlap in time).
         "TRACE_HOST_ID": f"{prefix}-{role}",
     }
-
-
-def bench_settings(environ: Mapping[str, str]) -> Settings:
-    return load_settings(environ)
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> int:
