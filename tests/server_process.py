@@ -64,7 +64,7 @@ class ServerProcess:
         env: dict[str, str],
         *,
         start_timeout: float = 30.0,
-        stop_timeout: float = 15.0,
+        stop_timeout: float = 8.0,
         expect_healthy: bool = True,
         argv: list[str] | None = None,
     ) -> None:
@@ -143,6 +143,13 @@ class ServerProcess:
         return procs
 
     def stop(self) -> None:
+        """SIGTERM; SIGKILL to the process group after `stop_timeout`; then kill what is left of the tree.
+
+        A SIGTERM that reaches Sanic's main process while it still waits for its workers' start-up
+        acknowledgement (it can come a little after the first request is served) makes it loop
+        forever (sanic 25.12, WorkerManager.wait_for_ack re-queues the shutdown message): that is
+        what the SIGKILL deadline is for.
+        """
         self.client.close()
         if self.proc is None:
             return

@@ -181,6 +181,14 @@ def test_status_goes_queued_started_finished_with_its_fields(slow: ServerProcess
     # The pool marks a job started when it takes it; its pid follows once the child exists.
     running = wait_for(lambda: (s := get_status(slow, first))["pid"] and s, 10, "the first job's pid")
     second = submit(slow, ids[80:90], ["history", "materials"])
+    # A stream opened while the job waits answers at once (a progress line; the keep-alive
+    # interval is 5 s), then follows the job to its end.
+    opened = time.monotonic()
+    stream: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: stream.extend(read_stream(slow.base_url, second, deadline=JOB_DEADLINE)), daemon=True
+    )
+    reader.start()
 
     seen: list[dict[str, Any]] = []
 
@@ -220,6 +228,12 @@ def test_status_goes_queued_started_finished_with_its_fields(slow: ServerProcess
     assert finished["progress"]["records"] == result["total_records"]
     assert finished["progress"]["done"] == finished["progress"]["total"]
     wait_job(slow, first, "finished", JOB_DEADLINE)
+
+    reader.join(JOB_DEADLINE)
+    assert not reader.is_alive() and stream, "the stream of the queued job did not end"
+    assert stream[0].obj["type"] == "progress" and stream[0].obj["status"] == "queued", stream[0].obj
+    assert stream[0].at - opened < 2.0, f"the first line took {stream[0].at - opened:.1f} s"
+    assert check_stream(stream, SLOW_CHUNK).last["total_records"] == result["total_records"]
 
 
 def test_result_of_an_unfinished_job_is_409_with_its_status(slow: ServerProcess, ids: list[str]) -> None:

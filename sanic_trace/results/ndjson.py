@@ -2,8 +2,11 @@
 
 Line types, in order: meta; per domain domain_start, records..., domain_end; aggregation
 (profiles that have one); complete. A stream that cannot complete ends with an error line.
-While nothing new has landed, progress lines (keep-alives) may appear anywhere between
-meta and the last line; clients may ignore them.
+Progress lines {"type":"progress","status","progress":{phase,done,total,records}} are
+keep-alives: one at once when the job has written nothing yet (queued, or its child is
+starting), so that the response head goes out without waiting, then one every
+TRACE_STREAM_KEEPALIVE_SECONDS while nothing new lands. They may appear anywhere before the
+last line, before meta included; clients may ignore them.
 """
 
 from __future__ import annotations

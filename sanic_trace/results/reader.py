@@ -69,6 +69,10 @@ async def live_lines(
         # Subscribed first, then read state: nothing that lands from here on can be missed.
         status = await aio.get_status(client, prefix, job_id)
         index = await read_index(client, keys)
+        if index is None and status is not None and status["status"] in ACTIVE:
+            # Nothing to send yet (queued, or the child is starting): a keep-alive now sends the
+            # response head at once, not a keep-alive interval later.
+            yield ndjson.progress(status["status"], status.get("progress"))
         while index is None:
             if status is None:
                 yield ndjson.error("JOB_NOT_FOUND", "the job expired")
