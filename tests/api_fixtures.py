@@ -39,20 +39,9 @@ import pytest
 from sanic import Sanic
 from sanic_testing.testing import SanicASGITestClient
 
-# sanic_trace.app imports the top-level `jobs` package. pytest puts `tests/` on sys.path, where the
-# directory `tests/jobs` passes for a namespace package `jobs` and shadows the real one (the editable
-# install's finder comes after the path scan); a regular package anywhere on sys.path wins over a
-# namespace portion, so the project root is added and an impostor already imported is dropped
-# (the same fix as tests/jobs/conftest.py; it belongs in tests/conftest.py).
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-if "jobs" in sys.modules and getattr(sys.modules["jobs"], "__file__", None) is None:
-    del sys.modules["jobs"]
-
-from sanic_trace.app import create_app  # noqa: E402
-from sanic_trace.demo.generator import build_demo_warehouse  # noqa: E402
-from sanic_trace.settings import Settings, load_settings  # noqa: E402
+from sanic_trace.app import create_app
+from sanic_trace.demo.generator import build_demo_warehouse
+from sanic_trace.settings import Settings, load_settings
 
 VENV_BIN = Path(sys.executable).parent
 SANIC_TRACE = VENV_BIN / "sanic-trace"
