@@ -172,3 +172,15 @@ def test_lineage_container_ids_puts_seeds_first() -> None:
 )
 def test_lineage_direction(profile: str, params: dict[str, Any] | None, direction: str) -> None:
     assert lineage_direction(profile, params) == direction
+
+
+def test_an_unknown_direction_is_refused_naming_the_field() -> None:
+    from sanic_trace.errors import ApiError
+    from sanic_trace.trace.lineage import lineage_direction
+
+    for profile in ("query_tool", "query_tool_reverse", "mid_section_defect"):
+        with pytest.raises(ApiError, match=r"params\.direction must be one of backward, forward") as caught:
+            lineage_direction(profile, {"direction": "sideways"})
+        assert caught.value.code == "INVALID_PARAMS"
+    assert lineage_direction("mid_section_defect", {"direction": "forward"}) == "forward"
+    assert lineage_direction("mid_section_defect", {"direction": "backward"}) == "backward"

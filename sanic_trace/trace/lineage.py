@@ -29,6 +29,7 @@ from typing import Any
 from sanic_trace.db.batching import in_batches, normalise_ids
 from sanic_trace.db.source import DataSource
 from sanic_trace.sql import SqlDir, load_sql
+from sanic_trace.trace.params import DIRECTIONS, choice
 from sanic_trace.trace.queries import column_index, stream_in_batch
 
 MAX_DEPTH = 20
@@ -40,9 +41,13 @@ def lineage_direction(profile: str, params: Mapping[str, Any] | None = None) -> 
     query_tool traces forward; query_tool_reverse backward; mid_section_defect backward
     unless params.direction is "forward".
     """
+    requested = (params or {}).get("direction")
+    if requested is not None:
+        # An unknown direction is a client error, never silently read as the default.
+        choice(requested, "params.direction", DIRECTIONS)
     if profile == "query_tool":
         return "forward"
-    if profile == "mid_section_defect" and (params or {}).get("direction") == "forward":
+    if profile == "mid_section_defect" and requested == "forward":
         return "forward"
     return "backward"
 
