@@ -44,6 +44,7 @@ from sanic_trace.trace.events import DOMAIN_SPECS
 QUICK_CHUNK = 50
 QUICK_PAGE_MAX = 120
 QUICK_THRESHOLD = 200
+QUICK_KEEPALIVE = 1.0
 SLOW_CHUNK = 50
 SLOW_DELAY = 0.2
 JOB_DEADLINE = 60.0
@@ -71,6 +72,7 @@ def quick(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]: 
             DB_FETCHMANY_SIZE=30,
             TRACE_RESULT_PAGE_MAX_LIMIT=QUICK_PAGE_MAX,
             TRACE_WORKER_COUNT=2,
+            TRACE_STREAM_KEEPALIVE_SECONDS=QUICK_KEEPALIVE,
         )
         with running_server(env) as server:
             server.prefix = prefix  # type: ignore[attr-defined]
@@ -303,6 +305,27 @@ def test_a_live_stream_sends_each_chunk_within_a_second_of_it_being_stored(
     assert sorted(gaps)[len(gaps) // 2] > SLOW_DELAY * 0.5, gaps
     assert records_lines[-1].at - records_lines[0].at > SLOW_DELAY * (len(records_lines) - 2) * 0.7
     assert check.last["total_records"] == get_status(slow, job_id)["result"]["total_records"]
+
+
+def test_a_live_stream_keeps_the_connection_alive_while_no_chunk_lands(
+    quick: ServerProcess, ids: list[str], demo_warehouse_60k: Path  # noqa: F811
+) -> None:
+    # The `jobs` domain is slow (each id is looked for inside a comma-separated column); over ids
+    # that no job names it stores nothing for seconds, while the child keeps publishing progress.
+    with sqlite3.connect(f"file:{demo_warehouse_60k}?mode=ro", uri=True) as db:
+        lists = [row[0] for row in db.execute("SELECT CONTAINERIDS FROM DW_MES_JOB")]
+    named = {cid for text in lists for cid in text.split(",")}
+    unnamed = [cid for cid in ids[5000:] if cid not in named][:3000]
+    job_id = submit(quick, unnamed, ["jobs"])
+    lines = read_stream(quick.base_url, job_id, deadline=JOB_DEADLINE)
+    assert check_stream(lines, QUICK_CHUNK).records == {"jobs": []}
+    status = get_status(quick, job_id)
+    assert status["run_seconds"] > 3 * QUICK_KEEPALIVE, "the job was too quick to show anything"
+    gaps = [b.at - a.at for a, b in zip(lines, lines[1:], strict=False)]
+    assert max(gaps) < QUICK_KEEPALIVE + 1.0, f"{max(gaps):.1f} s without a line (keep-alive {QUICK_KEEPALIVE} s)"
+    progress = [line.obj for line in lines if line.obj["type"] == "progress"]
+    assert len(progress) >= 2 and all(p["status"] == "started" for p in progress[1:]), progress
+    assert any(p["progress"].get("phase") == "jobs" for p in progress), progress
 
 
 def test_a_stream_resumes_after_a_lost_connection_without_repeating_lines(slow: ServerProcess, ids: list[str]) -> None:

@@ -56,6 +56,28 @@ async def get_chunk(client: aioredis.Redis, keys: JobKeys, domain: str, n: int) 
     return chunk
 
 
+class _KeepAlive:
+    """When a stream last sent a line, and how long it may wait before a keep-alive is due.
+
+    Time-based, not "a wait that timed out": a running job's progress notifications wake the
+    reader several times a second, and a domain that yields no chunk for minutes (few records
+    over many IN-batches) must still send something every interval.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.sent_at = time.monotonic()
+
+    def sent(self) -> None:
+        self.sent_at = time.monotonic()
+
+    def timeout(self) -> float:
+        return max(0.01, self.sent_at + self.interval - time.monotonic())
+
+    def due(self) -> bool:
+        return time.monotonic() - self.sent_at >= self.interval
+
+
 async def live_lines(
     client: aioredis.Redis,
     prefix: str,
@@ -63,7 +85,28 @@ async def live_lines(
     position: StreamPosition,
     keepalive_seconds: float,
 ) -> AsyncIterator[bytes]:
-    """NDJSON lines of a job, from queued to its end; follows the job while it runs."""
+    """NDJSON lines of a job, from queued to its end; follows the job while it runs.
+
+    While nothing new lands, a progress line goes out every `keepalive_seconds` (and one at once
+    when the job has written nothing yet, so that the response head is not held back).
+    """
+    keepalive = _KeepAlive(keepalive_seconds)
+    lines = _live_lines(client, prefix, job_id, position, keepalive)
+    try:
+        async for line in lines:
+            yield line
+            keepalive.sent()
+    finally:
+        await lines.aclose()
+
+
+async def _live_lines(
+    client: aioredis.Redis,
+    prefix: str,
+    job_id: str,
+    position: StreamPosition,
+    keepalive: _KeepAlive,
+) -> AsyncIterator[bytes]:
     keys = JobKeys(prefix, job_id)
     async with aio.JobEvents(client, prefix, job_id) as events:
         # Subscribed first, then read state: nothing that lands from here on can be missed.
@@ -80,7 +123,8 @@ async def live_lines(
             if status["status"] not in ACTIVE:
                 yield _ended_error(status)
                 return
-            if await events.wait(keepalive_seconds) is None:
+            await events.wait(keepalive.timeout())
+            if keepalive.due():
                 yield ndjson.progress(status["status"], status.get("progress"))
             status = await aio.get_status(client, prefix, job_id)
             index = await read_index(client, keys)
@@ -119,7 +163,8 @@ async def live_lines(
                         continue
                     yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
                     return
-                if await events.wait(keepalive_seconds) is None:
+                await events.wait(keepalive.timeout())
+                if keepalive.due():
                     yield ndjson.progress(status["status"], status.get("progress"))
                 index = await read_index(client, keys) or index
 
@@ -127,7 +172,9 @@ async def live_lines(
         status = await aio.get_status(client, prefix, job_id)
         deadline = time.monotonic() + 60
         while status is not None and status["status"] in ACTIVE and time.monotonic() < deadline:
-            await events.wait(min(keepalive_seconds, 1.0))
+            await events.wait(min(keepalive.timeout(), 1.0))
+            if keepalive.due():
+                yield ndjson.progress(status["status"], status.get("progress"))
             status = await aio.get_status(client, prefix, job_id)
         if status is None or status["status"] != "finished":
             yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
