@@ -13,6 +13,7 @@ from sanic_trace.bench.http_checks import (
     health_under_load,
     stream_read_rate,
 )
+from sanic_trace.bench.machine import code_version
 from sanic_trace.bench.plan import Plan, profile_for
 from sanic_trace.bench.report import Reporter
 from sanic_trace.bench.server import ServerProcess
@@ -31,6 +32,8 @@ def run_http_phase(
     env["TRACE_LOG_LEVEL"] = "WARNING"  # an INFO line per job event would be bench noise on a 2-core box
     jobs = JobSubmitter(settings, pool_config(settings), client)
     out: dict[str, Any] = {"server": "sanic-trace serve --single-process"}
+    # The server imports the code on disk when it starts, which in a shared checkout may differ from the start's.
+    out["code_at_server_start"] = code_version()
     with ServerProcess(env, plan.work_dir / f"server-{plan.prefix}.log") as server:
         try:
             reporter.note(f"server up at {server.url} (pid {server.pid})")

@@ -198,6 +198,8 @@ def _markdown_http(http: dict[str, Any] | None) -> list[str]:
     if not http:
         return ["", "The checks against a real server were not run (--no-http)."]
     out = ["", f"#### Against a real server (`{http['server']}`)", ""]
+    if "code_at_server_start" in http:
+        out += [f"- code when the server started: {_code(http['code_at_server_start'])}"]
     first = http.get("first_records")
     if first:
         delays = ", ".join(_seconds(r["first_records_after_start_s"]) for r in first["runs"])
