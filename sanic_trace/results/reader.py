@@ -196,7 +196,8 @@ def _ended_error(status: dict[str, Any]) -> bytes:
         return ndjson.error("JOB_CANCELLED", "the job was cancelled")
     error = status.get("error") or {}
     if status["status"] == "finished":
-        return ndjson.error("JOB_FAILED", "the job finished without writing its result")
+        # A finished job always wrote its index: if it is gone, it expired (or was deleted).
+        return ndjson.error("JOB_RESULT_EXPIRED", "the result of this job has expired")
     return ndjson.error(error.get("code", "JOB_FAILED"), error.get("message", "the job failed"))
 
 
