@@ -36,7 +36,6 @@ class PoolRunner:
         self.sample_interval = sample_interval
         self.client = redis.Redis.from_url(settings.redis_url)
         self.supervisor = start_supervisor_thread(self.config)
-        self.job_ids: list[str] = []
 
     def run(
         self, profile: str, ids: list[str], domains: list[str], timeout_s: float
@@ -48,7 +47,6 @@ class PoolRunner:
         try:
             started = time.perf_counter()
             job_id = submit(self.client, self.config, TRACE_EVENTS_KIND, payload)
-            self.job_ids.append(job_id)
             deadline = started + timeout_s
             with JobEvents(self.client, prefix, job_id) as events:
                 pid = self._wait_for_child(job_id, deadline)
