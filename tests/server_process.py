@@ -88,23 +88,30 @@ class ServerProcess:
         self.log_dir = tempfile.mkdtemp(prefix="sanic-trace-e2e-")
         self.log_path = Path(self.log_dir) / "server.log"
         self.proc: subprocess.Popen | None = None
+        self._terminated = False
         self.known: dict[int, psutil.Process] = {}
         self.client = httpx.Client(base_url=self.base_url, timeout=30.0)
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self) -> ServerProcess:
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed by the child's exit; we keep the path
-        self.proc = subprocess.Popen(
-            [a.format(port=self.port) for a in self.argv]
-            if self.argv
-            else [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        return self.launch().wait_ready()
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (see wait_ready)."""
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [a.format(port=self.port) for a in self.argv]
+                if self.argv
+                else [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self) -> ServerProcess:
         try:
             wait_for(self._answers, self.start_timeout, f"the server on port {self.port} to answer /health")
         except AssertionError as exc:
@@ -153,9 +160,8 @@ class ServerProcess:
         self.client.close()
         if self.proc is None:
             return
-        self.track_tree()
+        self.terminate()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
@@ -172,6 +178,14 @@ class ServerProcess:
                 pass
         psutil.wait_procs(leftovers, timeout=5)
         self.proc = None
+
+    def terminate(self) -> None:
+        """Send SIGTERM (once), remembering the tree first; stop() waits for the end."""
+        if self.proc is None or self.proc.poll() is not None or self._terminated:
+            return
+        self.track_tree()
+        self.proc.send_signal(signal.SIGTERM)
+        self._terminated = True
 
     def close(self) -> None:
         self.stop()
@@ -211,9 +225,26 @@ def running_server(env: dict[str, str], **kwargs: Any) -> Iterator[ServerProcess
         server.close()
 
 
+@contextmanager
+def running_servers(*envs: dict[str, str], **kwargs: Any) -> Iterator[list[ServerProcess]]:
+    """Several servers started and stopped side by side (one start-up and one stop time, not n)."""
+    servers = [ServerProcess(env, **kwargs) for env in envs]
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.close()
+
+
 def job_keys(client: redis.Redis, prefix: str, job_id: str) -> list[bytes]:
     """Every key of one job (all carry `{ID}` as a hash tag)."""
     return sorted(client.scan_iter(match=f"{prefix}:job:{{{job_id}}}*", count=1000))
 
 
-__all__ = ["ServerProcess", "free_port", "job_keys", "running_server", "wait_for"]
+__all__ = ["ServerProcess", "free_port", "job_keys", "running_server", "running_servers", "wait_for"]

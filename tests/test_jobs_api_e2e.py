@@ -36,7 +36,7 @@ from e2e_jobs import (
     submit,
     wait_job,
 )
-from server_process import ServerProcess, free_port, job_keys, running_server, wait_for
+from server_process import ServerProcess, free_port, job_keys, running_server, running_servers, wait_for
 from warehouse_fixtures import demo_container_ids_60k, demo_warehouse_60k  # noqa: F401 - fixtures
 
 from sanic_trace.trace.events import DOMAIN_SPECS
@@ -555,6 +555,21 @@ def test_gzip_round_trip(
         assert len(compressed) < len(plain.content) / 3
 
 
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [("gzip;q=0", False), ("gzip;q=abc", False), ("identity", False), ("br, *", True), ("*;q=0, gzip;q=0.5", True)],
+)
+def test_accept_encoding_variants(quick: ServerProcess, quick_job: dict[str, Any], accept: str, gzipped: bool) -> None:
+    url = f"/api/trace/job/{quick_job['job_id']}/result"
+    with httpx.Client(base_url=quick.base_url, timeout=30) as client:
+        with client.stream("GET", url, params={"domain": "materials"}, headers={"Accept-Encoding": accept}) as r:
+            assert r.status_code == 200, accept
+            raw = b"".join(r.iter_raw())
+    assert (r.headers.get("content-encoding") == "gzip") is gzipped, accept
+    body = gzip.decompress(raw) if gzipped else raw
+    assert json.loads(body)["total"] == len(quick_job["check"].records["materials"])
+
+
 # --- errors --------------------------------------------------------------------------------------
 BAD_IDS = ["abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "*", "{x}", "0123456789abcdef0123456789abcde*"]
 
@@ -680,3 +695,47 @@ def test_without_redis_requests_up_to_the_cid_limit_fall_back_to_inline(
         assert over.status_code == 413, over.text[:300]
         error = error_of(over)
         assert error["code"] == "CID_LIMIT_EXCEEDED" and error["cid_count"] == 101 and error["limit"] == 100
+
+        status = server.client.get("/api/trace/job/0123456789abcdef0123456789abcdef")
+        assert status.status_code == 503 and error_of(status)["code"] == "REDIS_UNAVAILABLE"
+        assert int(status.headers["retry-after"]) > 0
+
+
+# --- several hosts on one Redis ------------------------------------------------------------------
+def test_any_host_serves_any_jobs_status_stream_pages_and_cancel(
+    demo_warehouse_60k: Path,  # noqa: F811
+    ids: list[str],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    settings = {
+        "TRACE_ASYNC_CID_THRESHOLD": 5,
+        "TRACE_STREAM_BATCH_SIZE": 40,
+        "DB_IN_BATCH_SIZE": 20,
+        "TRACE_WORKER_COUNT": 1,
+        "TRACE_JOB_CHUNK_DELAY_SECONDS": 0.1,
+    }
+    env = server_env(demo_warehouse_60k, redis_url, redis_prefix, **settings)
+    with running_servers(env, env) as (one, other):
+        assert one.env["TRACE_HOST_ID"] != other.env["TRACE_HOST_ID"]
+        job_id = submit(one, ids[6000:6030], ["history", "materials"])
+        lines = read_stream(other.base_url, job_id, deadline=JOB_DEADLINE)
+        check = check_stream(lines, 40)
+        status = wait_job(other, job_id, "finished", 10)
+        assert get_status(one, job_id) == status
+        page = other.client.get(
+            f"/api/trace/job/{job_id}/result", params={"domain": "history", "offset": 35, "limit": 50}
+        ).json()
+        assert page["data"] == check.records["history"][35:85]
+        assert one.client.get(f"/api/trace/job/{job_id}/result").content == other.client.get(
+            f"/api/trace/job/{job_id}/result"
+        ).content
+
+        # Both hosts take jobs; a job taken by one is cancelled through the other.
+        running = [submit(one, ids[7000 + 100 * k : 7100 + 100 * k], ["history"]) for k in range(2)]
+        hosts = {wait_job(one, j, "started", 20)["host"] for j in running}
+        assert hosts == {one.env["TRACE_HOST_ID"], other.env["TRACE_HOST_ID"]}
+        for job in running:
+            response = other.client.delete(f"/api/trace/job/{job}")
+            assert response.status_code == 200 and response.json()["cancelled"] is True
+            assert wait_job(one, job, "cancelled", 10)["status"] == "cancelled"
