@@ -15,7 +15,12 @@ def test_queued_started_finished_with_result_and_progress(redis_client, make_con
     job_id = submit(redis_client, config, "sleeper", {"seconds": 1.0})
     assert get_status(redis_client, config.prefix, job_id)["status"] == "queued"
     start_thread_supervisor(config)
-    running = wait_status(redis_client, config.prefix, job_id, "started", 10)
+    wait_status(redis_client, config.prefix, job_id, "started", 10)
+    # `started` is written when the job is taken, its pid once the child exists (a moment later).
+    running = wait_for(
+        lambda: (s := get_status(redis_client, config.prefix, job_id)) and s.get("pid") and s, 10, "the child's pid"
+    )
+    assert running["status"] == "started"
     assert running["host"] == config.host_id and running["pid"] and running["started_at"]
     assert psutil.pid_exists(running["pid"])
     assert psutil.Process(running["pid"]).cmdline()[-2:] == ["-m", "jobs.child"]
