@@ -7,8 +7,8 @@ Three ways to drive the service, from cheapest to most real:
   protocol does), so PAYLOAD_TOO_LARGE is tested on a live server.
 - `live_server(settings)`: the app served by Sanic's real HTTP server inside the test's event loop
   (create_server), so a test can watch the app's state (e.g. its DB slots) while requests run.
-- `ServerProcess`: `sanic-trace serve --single-process` in a subprocess, driven over HTTP; the
-  only place where the server's own memory is measured.
+- `server_process.ServerProcess` (shared with the job tests): the service in a subprocess, driven
+  over HTTP; the only place where the server's own memory is measured.
 
 The expected records of the events domains come from plain sqlite3 queries written here, in a
 different way from the service's SQL (Python grouping and string splitting instead of window
@@ -18,12 +18,8 @@ functions and INSTR), so that a mistake shared by both is unlikely.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -43,8 +39,6 @@ from sanic_trace.app import create_app
 from sanic_trace.demo.generator import build_demo_warehouse
 from sanic_trace.settings import Settings, load_settings
 
-VENV_BIN = Path(sys.executable).parent
-SANIC_TRACE = VENV_BIN / "sanic-trace"
 DOMAINS5 = ["history", "materials", "rejects", "holds", "jobs"]
 ALL_DOMAINS = [*DOMAINS5, "upstream_history", "downstream_rejects"]
 
@@ -130,76 +124,6 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
         await server.wait_closed()
         await server.after_stop()
         sock.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerProcess:
-    """`sanic-trace serve --single-process` in a subprocess; stopped (and if need be killed) on exit."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServerProcess:
-        log = self.log_path.open("wb")
-        command = [str(SANIC_TRACE), "serve", "--single-process", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        try:
-            self.wait_healthy(deadline_seconds=30)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def wait_healthy(self, deadline_seconds: float) -> None:
-        deadline = time.monotonic() + deadline_seconds
-        last = "no answer"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                response = httpx.get(f"{self.url}/health", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-        raise AssertionError(f"server not healthy within {deadline_seconds} s ({last}):\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 async def wait_until(condition: Callable[[], bool], deadline_seconds: float, what: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from api_fixtures import DOMAINS5, ServerProcess, container_ids, demo_warehouse, settings_env
+from api_fixtures import DOMAINS5, container_ids, demo_warehouse, settings_env
+from server_process import ServerProcess
 
 N_IDS = 20_000
 MB = 2**20
@@ -143,7 +145,8 @@ def server(warehouse: Path, tmp_path: Path, redis_url: str, redis_prefix: str) -
         TRACE_EVENTS_CID_LIMIT=50_000,
         TRACE_LOG_LEVEL="WARNING",
     )
-    with ServerProcess(env, tmp_path / "server.log") as process:
+    single = [str(Path(sys.executable).with_name("sanic-trace")), "serve", "--single-process", "--port", "{port}"]
+    with ServerProcess(env, argv=single) as process:
         yield process
 
 
@@ -157,16 +160,16 @@ def test_20000_ids_stream_with_flat_server_memory(server: ServerProcess, warehou
     # Warm-up with 10 ids: the DB thread, lazily imported modules and first-use buffers exist
     # before the baseline is taken; it is far too small to pre-grow the heap by a fetch batch.
     warm = BodyScanner()
-    stream_events(server.url, {"profile": "query_tool", "container_ids": ids[:10], "domains": DOMAINS5}, warm)
+    stream_events(server.base_url, {"profile": "query_tool", "container_ids": ids[:10], "domains": DOMAINS5}, warm)
     assert warm.counts and len(warm.counts) == 5
 
     scanner = BodyScanner()
     request = {"profile": "query_tool", "container_ids": ids, "domains": DOMAINS5}
-    with RssSampler(server.pid) as sampler:
+    with RssSampler(server.proc.pid) as sampler:
         time.sleep(0.2)  # a few baseline samples
         baseline = min(sampler.samples)
         started = time.monotonic()
-        headers, first_byte = stream_events(server.url, request, scanner)
+        headers, first_byte = stream_events(server.base_url, request, scanner)
         elapsed = time.monotonic() - started
     peak = max(sampler.samples)
     growth = peak - baseline
