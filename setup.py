@@ -35,6 +35,8 @@ setup(
             "sqlglot>=25,<40",
             "ruff>=0.6",
         ],
+        # `sanic-trace bench` draws its RSS-over-time plot only when matplotlib is importable.
+        "plot": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["sanic-trace=sanic_trace.cli:main"]},
 )
