@@ -22,12 +22,12 @@ from api_fixtures import (
     asgi_client,
     container_ids,
     demo_warehouse,
-    free_port,
     live_server,
     make_settings,
     slow_variant,
     write_override,
 )
+from server_process import free_port
 from trace_fixtures import F1, NAMES, R1, S3, T1, build_standard_warehouse
 
 MSD = "mid_section_defect"

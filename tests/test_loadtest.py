@@ -25,6 +25,7 @@ import httpx
 import psutil
 import pytest
 import redis
+from server_process import free_port
 
 from sanic_trace.cli import main
 from sanic_trace.demo.generator import build_demo_warehouse
@@ -294,11 +295,6 @@ def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.05)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[dict[str, Any]]:
@@ -308,7 +304,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     build_demo_warehouse(warehouse, 2000, seed=1, progress=False)
     # Module-wide, like conftest's redis_prefix (function-scoped): one server serves every run here.
     prefix = f"tt{uuid.uuid4().hex[:10]}"
-    port = _free_port()
+    port = free_port()
     inherited = {k: v for k, v in os.environ.items()
                  if not k.startswith(("TRACE_", "DB_", "SANIC_")) and k != "REDIS_URL"}
     env = {

@@ -6,10 +6,9 @@ goes through python-oracledb's thin driver and must come out as DatabaseUnavaila
 
 from __future__ import annotations
 
-import socket
-
 import oracledb
 import pytest
+from server_process import free_port
 
 from sanic_trace.db.errors import DatabaseError, DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.oracle_source import OracleSource, classify_oracle_error, parse_oracle_url
@@ -45,14 +44,9 @@ def test_pool_and_cursor_follow_settings() -> None:
     assert oracledb.is_thin_mode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_unreachable_server_is_database_unavailable() -> None:
-    source = open_source(f"oracle://u:p@127.0.0.1:{_free_port()}/S", 100, 3, 0, 1)
+    source = open_source(f"oracle://u:p@127.0.0.1:{free_port()}/S", 100, 3, 0, 1)
     with pytest.raises(DatabaseUnavailable):
         source.ping()
     source.close()
