@@ -64,7 +64,7 @@ def create_app(
 
     error_handler.install(app)
     request_meta.install(app)
-    app.blueprint(health.bp)
+    health.install(app)
     app.blueprint(trace.bp)
     app.blueprint(jobs.bp)
     # Events requests over TRACE_ASYNC_CID_THRESHOLD go to the pool; None back means "serve inline".

@@ -39,6 +39,31 @@ async def test_health_ok(empty_warehouse: Path, redis_url: str, redis_prefix: st
     assert body["redis"]["ok"] is True
     assert body["process"]["rss_mb"] > 10
     assert response.headers["X-Request-ID"]
+    assert body["checked_at"].endswith("Z") and body["age_ms"] >= 0
+
+
+async def test_health_answers_from_the_latest_probe_round(
+    empty_warehouse: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """Within a round, /health does no dependency round trips of its own: it reports the round's result."""
+    settings = load_settings(
+        {"TRACE_DB_URL": f"sqlite:///{empty_warehouse}", "REDIS_URL": redis_url, "TRACE_REDIS_PREFIX": redis_prefix}
+    )
+    app = create_app(settings, name=f"t{uuid.uuid4().hex}", with_supervisor=False)
+    client = SanicASGITestClient(app)
+
+    @app.get("/probe-twice")
+    async def probe_twice(request):  # type: ignore[no-untyped-def]
+        from sanic.response import json as json_response
+
+        probe = request.app.ctx.health_probe
+        first, _ = await probe.current()
+        checked_at = probe.checked_at
+        second, age = await probe.current()
+        return json_response({"same_round": first is second and probe.checked_at == checked_at, "age": age})
+
+    _, response = await client.get("/probe-twice")
+    assert response.json["same_round"] is True and response.json["age"] < 3.0
 
 
 async def test_health_reports_unreachable_redis_and_missing_db(tmp_path: Path, redis_prefix: str) -> None:
