@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 import psutil
 import redis
+
+# One definition of a bounded wait and of a free port for the whole test suite (tests/ is on sys.path).
+from server_process import free_port, wait_for  # noqa: F401 - re-exported to the pool tests
 
 from jobs import get_status
 
 ENDED = ("finished", "failed", "cancelled")
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str = "condition", interval: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
-        time.sleep(interval)
 
 
 def wait_status(
@@ -54,10 +43,6 @@ def pid_gone(pid: int) -> bool:
         return True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
