@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -268,15 +268,6 @@ class Settings:
     def effective_host_id(self) -> str:
         return self.host_id or socket.gethostname()
 
-    def as_env(self) -> dict[str, str]:
-        """The settings as environment variables, to hand to a child process."""
-        return {spec.env: str(getattr(self, name)) for name, spec in SPECS.items()}
-
-    def replace(self, **changes: Any) -> Settings:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return Settings(**values)
-
 
 def _parse(spec: Spec, raw: str) -> Any:
     text = raw.strip()
@@ -362,7 +353,3 @@ def _check_relations(s: Settings) -> None:
         )
     if s.db_pool_min > s.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN={s.db_pool_min} is out of range: accepted 0 to DB_POOL_MAX ({s.db_pool_max})")
-
-
-def env_example_names() -> list[str]:
-    return [spec.env for spec in SPECS.values()]

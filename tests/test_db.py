@@ -15,7 +15,7 @@ from sanic_trace.db.batching import batch_count, bind_in_list, in_batches, norma
 from sanic_trace.db.errors import DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.source import open_source
 from sanic_trace.db.sqlite_source import SqliteSource
-from sanic_trace.db.values import json_safe, record_builder
+from sanic_trace.db.values import json_safe
 
 
 # --- IN-batching -----------------------------------------------------------------------------
@@ -145,8 +145,3 @@ def test_source_is_read_only(numbers_db: Path) -> None:
 def test_json_safe(value: object, expected: object) -> None:
     result = json_safe(value)
     assert result == expected and type(result) is type(expected)
-
-
-def test_record_builder() -> None:
-    build = record_builder(["A", "B"])
-    assert build((Decimal("2"), float("nan"))) == {"A": 2, "B": None}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,13 +32,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     return str(value)
-
-
-def record_builder(columns: Sequence[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
-    """A function turning one row into a JSON-safe dict keyed by column name."""
-    names = tuple(columns)
-
-    def build(row: Sequence[Any]) -> dict[str, Any]:
-        return {name: json_safe(value) for name, value in zip(names, row)}
-
-    return build
