@@ -13,7 +13,7 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["sanic_trace", "sanic_trace.*", "jobs", "jobs.*"]),
+    packages=find_packages(include=["sanic_trace", "sanic_trace.*", "jobs", "jobs.*", "trace_tools", "trace_tools.*"]),
     package_data={"sanic_trace": ["sql/*.sql", "demo/*.sql"]},
     install_requires=[
         "sanic>=24.6,<26",
@@ -26,6 +26,8 @@ setup(
         "psutil>=5.9,<8",
     ],
     extras_require={
+        # What trace_tools (`sanic-trace bench` / `loadtest`) needs beyond the service.
+        "tools": ["httpx>=0.27,<1"],
         "test": [
             "pytest>=8,<10",
             "pytest-timeout>=2.2,<3",

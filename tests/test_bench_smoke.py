@@ -12,8 +12,8 @@ from pathlib import Path
 
 import redis
 
-from sanic_trace.bench.report import BEGIN, END
 from sanic_trace.cli import main
+from trace_tools.bench.report import BEGIN, END
 
 TARGET_IDS = {"rss_vs_baseline", "rate_vs_floor", "first_records", "stream_read", "health_p99"}
 

@@ -29,9 +29,9 @@ from server_process import free_port
 
 from sanic_trace.cli import main
 from sanic_trace.demo.generator import build_demo_warehouse
-from sanic_trace.loadtest import target
-from sanic_trace.loadtest.calls import Budget, Caller, RequestFailed
-from sanic_trace.loadtest.checks import (
+from trace_tools.loadtest import target
+from trace_tools.loadtest.calls import Budget, Caller, RequestFailed
+from trace_tools.loadtest.checks import (
     BAD_JSON,
     COUNT_MISMATCH,
     PROTOCOL_ERROR,
@@ -42,7 +42,7 @@ from sanic_trace.loadtest.checks import (
     NdjsonChecker,
     ServerReportedError,
 )
-from sanic_trace.loadtest.stats import Stats, percentile
+from trace_tools.loadtest.stats import Stats, percentile
 
 # --- the NDJSON checker -------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ LARGE_IDS = 1000
 SERVER_ENV = {
     "TRACE_ASYNC_CID_THRESHOLD": "500",
     "TRACE_STREAM_BATCH_SIZE": "500",
-    "TRACE_JOB_CHUNK_DELAY_SECONDS": "0.05",
+    "TRACE_JOB_STEP_DELAY_SECONDS": "0.05",
     "TRACE_MIN_AVAILABLE_MB": "0",  # a busy shared machine must not turn jobs away
     "TRACE_JOB_SHUTDOWN_GRACE_SECONDS": "1",
     # Every virtual user comes from 127.0.0.1: per-IP rate limits would throttle the run itself.

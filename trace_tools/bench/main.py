@@ -16,18 +16,18 @@ from typing import Any
 
 import redis
 
-from sanic_trace.bench import warehouse
-from sanic_trace.bench.baseline import run_baseline
-from sanic_trace.bench.children import ChildFailed, run_in_child
-from sanic_trace.bench.floor import run_floor
-from sanic_trace.bench.machine import code_version, load_average, machine_facts
-from sanic_trace.bench.ours import JobRunFailed, PoolRunner
-from sanic_trace.bench.plan import Plan, profile_for, resolve_plan
-from sanic_trace.bench.report import Reporter
-from sanic_trace.bench.sampler import RssTrace
-from sanic_trace.bench.space import bench_environment, delete_matching, delete_prefix
 from sanic_trace.settings import Settings, SettingsError, load_settings
 from sanic_trace.trace.job import build_payload
+from trace_tools.bench import warehouse
+from trace_tools.bench.baseline import run_baseline
+from trace_tools.bench.children import ChildFailed, run_in_child
+from trace_tools.bench.floor import run_floor
+from trace_tools.bench.machine import code_version, load_average, machine_facts
+from trace_tools.bench.ours import JobRunFailed, PoolRunner
+from trace_tools.bench.plan import Plan, profile_for, resolve_plan
+from trace_tools.bench.report import Reporter
+from trace_tools.bench.sampler import RssTrace
+from trace_tools.bench.space import bench_environment, delete_matching, delete_prefix
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +99,7 @@ def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
         delete_prefix(client, plan.prefix)
 
     if plan.http:
-        from sanic_trace.bench.http_phase import run_http_phase
+        from trace_tools.bench.http_phase import run_http_phase
 
         doc["http"] = run_http_phase(plan, settings, client, all_ids[: max(plan.sizes)], reporter)
     doc["load_avg"]["end"] = load_average()
@@ -182,8 +182,8 @@ def _run_case(
 
 
 def _profile(plan: Plan, settings: Settings, ids: list[str], domains: list[str]) -> dict[str, Any]:
-    from sanic_trace.bench.profiling import profile_events_job
     from sanic_trace.pool import pool_config
+    from trace_tools.bench.profiling import profile_events_job
 
     task = {
         "config": pool_config(settings),

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sanic_trace.bench.plan import Plan
-from sanic_trace.bench.plot import draw_rss_plot
-from sanic_trace.bench.targets import evaluate, fraction
+from trace_tools.bench.plan import Plan
+from trace_tools.bench.plot import draw_rss_plot
+from trace_tools.bench.targets import evaluate, fraction
 
 BEGIN = "<!-- bench:results:begin (written by `sanic-trace bench`; edits inside are lost) -->"
 END = "<!-- bench:results:end -->"

@@ -21,13 +21,13 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sanic_trace.bench.plan import add_plan_arguments
+    from trace_tools.bench.plan import add_plan_arguments
 
     add_plan_arguments(parser)
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sanic_trace.bench.main import run
+    from trace_tools.bench.main import run
 
     return run(args)

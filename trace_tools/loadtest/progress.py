@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from sanic_trace.loadtest.stats import Stats
+from trace_tools.loadtest.stats import Stats
 
 TTY_INTERVAL = 1.0
 LOG_INTERVAL = 10.0

@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sanic_trace.loadtest import bodies
-from sanic_trace.loadtest import stats as names
-from sanic_trace.loadtest.calls import Caller
-from sanic_trace.loadtest.discovery import SeedPool
+from trace_tools.loadtest import bodies
+from trace_tools.loadtest import stats as names
+from trace_tools.loadtest.calls import Caller
+from trace_tools.loadtest.discovery import SeedPool
 
 SEED_RESOLVE_PATH = "/api/trace/seed-resolve"
 LINEAGE_PATH = "/api/trace/lineage"

@@ -19,12 +19,12 @@ import httpx
 import redis
 
 from jobs import PoolConfig, cancel, get_status, submit
-from sanic_trace.bench.load_clients import stream_clients
-from sanic_trace.bench.streams import chunk_keys, drain_stream, get_loop, read_stream
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
 from sanic_trace.trace.job import build_payload
+from trace_tools.bench.load_clients import stream_clients
+from trace_tools.bench.streams import chunk_keys, drain_stream, get_loop, read_stream
 
 MB = 2**20
 HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import ujson
 
-from sanic_trace.loadtest import bodies
+from trace_tools.loadtest import bodies
 
 DEFAULT_MAX_RANGE_DAYS = 366
 SLICE_DAYS = 30

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import ujson
 
-from sanic_trace.loadtest import stats as names
-from sanic_trace.loadtest.checks import (
+from trace_tools.loadtest import stats as names
+from trace_tools.loadtest.checks import (
     BAD_JSON,
     COUNT_MISMATCH,
     PROTOCOL_ERROR,
@@ -35,7 +35,7 @@ from sanic_trace.loadtest.checks import (
     ServerReportedError,
     StreamTotals,
 )
-from sanic_trace.loadtest.stats import Stats
+from trace_tools.loadtest.stats import Stats
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 # Reads a response's body (after the status line) and returns what the call yields.

@@ -6,20 +6,20 @@ from typing import Any
 
 import redis
 
-from sanic_trace.bench.http_checks import (
+from sanic_trace.pool import pool_config
+from sanic_trace.settings import Settings
+from trace_tools.bench.http_checks import (
     JobSubmitter,
     first_records,
     health_idle,
     health_under_load,
     stream_read_rate,
 )
-from sanic_trace.bench.machine import code_version
-from sanic_trace.bench.plan import Plan, profile_for
-from sanic_trace.bench.report import Reporter
-from sanic_trace.bench.server import ServerProcess
-from sanic_trace.bench.space import bench_environment, delete_matching
-from sanic_trace.pool import pool_config
-from sanic_trace.settings import Settings
+from trace_tools.bench.machine import code_version
+from trace_tools.bench.plan import Plan, profile_for
+from trace_tools.bench.report import Reporter
+from trace_tools.bench.server import ServerProcess
+from trace_tools.bench.space import bench_environment, delete_matching
 
 
 def run_http_phase(

@@ -91,7 +91,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_plan(args: argparse.Namespace) -> Plan:
-    from sanic_trace.bench.space import default_redis_url, new_prefix
+    from trace_tools.bench.space import default_redis_url, new_prefix
 
     quick = bool(args.quick)
     lots = args.lots or (10_000 if quick else 120_000)

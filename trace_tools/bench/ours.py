@@ -15,11 +15,11 @@ from typing import Any
 import redis
 
 from jobs import JobEvents, cancel, get_status, start_supervisor_thread, submit
-from sanic_trace.bench.sampler import RssSampler, RssTrace
 from sanic_trace.pool import TRACE_EVENTS_KIND, pool_config
 from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
 from sanic_trace.trace.job import build_payload
+from trace_tools.bench.sampler import RssSampler, RssTrace
 
 
 class JobRunFailed(RuntimeError):

@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import sys
 
-from sanic_trace.loadtest.scenarios import DEFAULT_MIX, SCENARIOS, parse_mix
+from trace_tools.loadtest.scenarios import DEFAULT_MIX, SCENARIOS, parse_mix
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_NO_SERVICE = 0, 1, 2, 3
 
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the arguments and the target, run the load, print the summary, write the report."""
     # Imported here: `sanic-trace --help` and the other subcommands need none of this.
-    from sanic_trace.loadtest import discovery, report, runner, target
+    from trace_tools.loadtest import discovery, report, runner, target
 
     try:
         checked = target.check_target(args.url, args.allow_remote)

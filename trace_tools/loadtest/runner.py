@@ -24,13 +24,13 @@ from typing import Any
 import httpx
 
 from sanic_trace import __version__
-from sanic_trace.loadtest import discovery, report, rss
-from sanic_trace.loadtest.calls import Budget, Caller, RequestFailed, StopUser
-from sanic_trace.loadtest.health import HealthTimeline, poll_health
-from sanic_trace.loadtest.progress import show_progress
-from sanic_trace.loadtest.scenarios import SCENARIOS, ScenarioSettings, Session, picker
-from sanic_trace.loadtest.stats import Stats
-from sanic_trace.loadtest.target import Target
+from trace_tools.loadtest import discovery, report, rss
+from trace_tools.loadtest.calls import Budget, Caller, RequestFailed, StopUser
+from trace_tools.loadtest.health import HealthTimeline, poll_health
+from trace_tools.loadtest.progress import show_progress
+from trace_tools.loadtest.scenarios import SCENARIOS, ScenarioSettings, Session, picker
+from trace_tools.loadtest.stats import Stats
+from trace_tools.loadtest.target import Target
 
 # A failed session without a Retry-After waits this long before the next one: a dead server
 # must not turn the harness into a busy loop of connection errors.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sanic_trace.bench.sampler import RssSampler, RssTrace
+from trace_tools.bench.sampler import RssSampler, RssTrace
 
 
 class ChildFailed(RuntimeError):

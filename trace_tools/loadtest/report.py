@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sanic_trace.loadtest.discovery import SeedPool
-from sanic_trace.loadtest.health import HealthTimeline
-from sanic_trace.loadtest.rss import RssTimeline
-from sanic_trace.loadtest.stats import BACKPRESSURE_CODES, Stats, percentile
+from trace_tools.loadtest.discovery import SeedPool
+from trace_tools.loadtest.health import HealthTimeline
+from trace_tools.loadtest.rss import RssTimeline
+from trace_tools.loadtest.stats import BACKPRESSURE_CODES, Stats, percentile
 
 if TYPE_CHECKING:
-    from sanic_trace.loadtest.runner import RunConfig
+    from trace_tools.loadtest.runner import RunConfig
 
 REPORT_VERSION = 1
 
