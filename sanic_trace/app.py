@@ -15,6 +15,7 @@ from sanic import Sanic
 from jobs import aio
 from sanic_trace.api import error_handler, health, jobs, request_meta, trace
 from sanic_trace.api.protection import InlineSlots, RateLimiter
+from sanic_trace.compat import fix_shutdown_during_startup
 from sanic_trace.db.source import open_source
 from sanic_trace.pool import embed_supervisor, pool_config
 from sanic_trace.settings import Settings, SettingsError, load_settings
@@ -54,12 +55,17 @@ def create_app(
 ) -> Sanic:
     """The service. `with_supervisor=False` serves HTTP only (another process runs this host's pool)."""
     settings = _settings_or_exit(settings)
+    fix_shutdown_during_startup()
     app = Sanic(name)
     configure_logging(settings.log_level)  # after Sanic(): it installs its own logging config
     app.config.REQUEST_MAX_SIZE = settings.request_max_bytes
     # Streams of large jobs legitimately run for as long as the job does.
     app.config.RESPONSE_TIMEOUT = settings.job_timeout_seconds + 600
     app.config.NOISY_EXCEPTIONS = False
+    # Behind a reverse proxy: which forwarded address Sanic takes as request.remote_addr.
+    app.config.PROXIES_COUNT = settings.proxies_count
+    app.config.REAL_IP_HEADER = settings.real_ip_header or None
+    app.config.FORWARDED_SECRET = settings.forwarded_secret or None
     app.ctx.settings = settings
 
     error_handler.install(app)

@@ -63,7 +63,7 @@ def test_service_runs_jobs_and_its_stop_interrupts_them(
         TRACE_ASYNC_CID_THRESHOLD=3,
         TRACE_STREAM_BATCH_SIZE=20,
         # Every stored chunk is followed by a pause: the slow job below outlives the grace.
-        TRACE_JOB_CHUNK_DELAY_SECONDS=0.4,
+        TRACE_JOB_STEP_DELAY_SECONDS=0.4,
         TRACE_JOB_SHUTDOWN_GRACE_SECONDS=1,
     )
     client = redis.Redis.from_url(redis_url)
@@ -101,3 +101,32 @@ def test_service_runs_jobs_and_its_stop_interrupts_them(
     finally:
         server.close()
         client.close()
+
+
+# Log lines of the start-up, in order: the supervisor is registered (main_process_ready, before any
+# process starts), a worker starts, it is ready (its acknowledgement may still be on the way).
+STARTUP_MARKERS = ("job_supervisor_managed", "Starting worker", "Worker ready")
+
+
+@pytest.mark.parametrize("marker", STARTUP_MARKERS)
+@pytest.mark.parametrize("mode", ["managed", "sanic-cli"])
+def test_a_stop_during_start_up_ends_the_service_cleanly(
+    mode: str, marker: str, warehouse: Path, redis_url: str, redis_prefix: str
+) -> None:
+    # Sanic 25.12 alone spins forever (or crashes) on a SIGTERM before its workers acknowledged
+    # their start; sanic_trace.compat holds the signal until they have. SIGTERM goes out the
+    # moment the marker is in the log: as early in the start-up as a test can aim.
+    server = ServerProcess(server_env(warehouse, redis_url, redis_prefix), argv=MODES[mode], stop_timeout=20)
+    server.launch()
+    try:
+        wait_for(lambda: marker.encode() in server.log_path.read_bytes(), 30, f"{marker!r} in the log", 0.002)
+        assert server.proc is not None
+        server.terminate()
+        try:
+            code = server.proc.wait(20)
+        except Exception:  # noqa: BLE001 - the failure message carries the log
+            raise AssertionError(f"no exit within 20 s of SIGTERM\n{server.log_tail()}") from None
+        assert code == 0, server.log_tail()
+        assert b"Traceback" not in server.log_path.read_bytes(), server.log_tail()
+    finally:
+        server.close()
