@@ -12,6 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+# Characters a name that goes into Redis keys (the prefix, a host id) may not hold: braces would
+# break the job keys' hash tags, glob characters the SCAN patterns, ':' the key layout.
+FORBIDDEN_NAME_CHARACTERS = frozenset("{}*?[]: \t\r\n")
+
+
+def name_problem(value: str) -> str | None:
+    """Why `value` cannot be a prefix or host id, or None when it can."""
+    if not value:
+        return "must not be empty"
+    bad = sorted(set(value) & FORBIDDEN_NAME_CHARACTERS)
+    if bad:
+        return f"must not contain {' '.join(repr(c) for c in bad)} (no braces, glob characters, ':' or whitespace)"
+    return None
+
 
 def _default_host_id() -> str:
     return socket.gethostname()
@@ -54,12 +68,10 @@ class PoolConfig:
         object.__setattr__(self, "job_kinds", MappingProxyType(dict(self.job_kinds)))
         object.__setattr__(self, "import_paths", tuple(self.import_paths))
         problems = []
-        if not self.prefix or any(ch in self.prefix for ch in "{}*?[] "):
-            problems.append(f"prefix {self.prefix!r} must be non-empty without braces, glob characters or spaces")
-        if not self.host_id or any(ch in self.host_id for ch in "{}*?[] :"):
-            problems.append(
-                f"host_id {self.host_id!r} must be non-empty without braces, glob characters, ':' or spaces"
-            )
+        for name in ("prefix", "host_id"):
+            problem = name_problem(getattr(self, name))
+            if problem:
+                problems.append(f"{name} {getattr(self, name)!r} {problem}")
         for name in ("worker_count", "queue_max", "orphan_scan_heartbeats", "result_max_bytes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobs.config import name_problem
+
 DEFAULT_DEMO_DB_PATH = "var/demo-warehouse.sqlite"
 
 
@@ -206,10 +208,11 @@ SPECS: dict[str, Spec] = {
         "Fault injection: a directory whose <query>.sql files replace the packaged queries of the same name. "
         "Leave empty in production.",
     ),
-    "job_chunk_delay_seconds": _float(
-        "TRACE_JOB_CHUNK_DELAY_SECONDS",
+    "job_step_delay_seconds": _float(
+        "TRACE_JOB_STEP_DELAY_SECONDS",
         0.0,
-        "Testing and demos: a trace job pauses this long after each stored chunk. Keep 0 in production.",
+        "Testing and demos: a trace job pauses this long after each stored chunk and after each IN-batch, "
+        "so a live stream can be watched filling. Keep 0 in production.",
         0,
         60,
     ),
@@ -217,6 +220,25 @@ SPECS: dict[str, Spec] = {
     "host": _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on."),
     "port": _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535),
     "http_workers": _int("TRACE_HTTP_WORKERS", 1, "Sanic HTTP worker processes of `sanic-trace serve`.", 1, 64),
+    "proxies_count": _int(
+        "TRACE_PROXIES_COUNT",
+        0,
+        "Reverse proxies in front of the service that append the client address to X-Forwarded-For: with N, "
+        "rate limits and logs use the address N entries from the right (the one the outermost trusted proxy "
+        "saw). 0: the socket peer; set it only when every request comes through the proxies.",
+        0,
+        16,
+    ),
+    "real_ip_header": _str(
+        "TRACE_REAL_IP_HEADER",
+        "",
+        "A header a trusted reverse proxy sets to the client address (e.g. X-Real-IP); empty: none.",
+    ),
+    "forwarded_secret": _str(
+        "TRACE_FORWARDED_SECRET",
+        "",
+        "Trust RFC 7239 Forwarded headers that carry secret=<this value> (set by your proxy); empty: none.",
+    ),
     "log_level": _str("TRACE_LOG_LEVEL", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 }
 
@@ -256,10 +278,13 @@ class Settings:
     request_max_bytes: int
     msd_max_range_days: int
     sql_override_dir: str
-    job_chunk_delay_seconds: float
+    job_step_delay_seconds: float
     host: str
     port: int
     http_workers: int
+    proxies_count: int
+    real_ip_header: str
+    forwarded_secret: str
     log_level: str
     # Where the values came from, for error messages and /health; not a setting.
     source: str = field(default="environment", compare=False)
@@ -267,6 +292,17 @@ class Settings:
     @property
     def effective_host_id(self) -> str:
         return self.host_id or socket.gethostname()
+
+
+def format_number(value: float) -> str:
+    """A bound or default as people write it: 10000000, 1048576, 0.1 — never 1e+07."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def accepted_range(spec: Spec) -> str:
+    return f"{format_number(spec.minimum)} to {format_number(spec.maximum)}"  # type: ignore[arg-type]
 
 
 def _parse(spec: Spec, raw: str) -> Any:
@@ -283,12 +319,12 @@ def _parse(spec: Spec, raw: str) -> Any:
     except ValueError:
         kind = "an integer" if spec.kind is int else "a number"
         raise SettingsError(
-            f"{spec.env}={raw!r} is not {kind}: use {kind} from {spec.minimum:g} to {spec.maximum:g}"
+            f"{spec.env}={raw!r} is not {kind}: use {kind} from {accepted_range(spec)}"
         ) from None
     if value != value:  # NaN
         raise SettingsError(f"{spec.env}={raw!r} is not a number")
     if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
-        raise SettingsError(f"{spec.env}={raw!r} is out of range: accepted {spec.minimum:g} to {spec.maximum:g}")
+        raise SettingsError(f"{spec.env}={raw!r} is out of range: accepted {accepted_range(spec)}")
     return value
 
 
@@ -347,9 +383,41 @@ def _check_relations(s: Settings) -> None:
         s.redis_url.startswith("redis://") or s.redis_url.startswith("rediss://") or s.redis_url.startswith("unix://")
     ):
         raise SettingsError(f"REDIS_URL={s.redis_url!r} is not accepted: use redis://HOST:PORT/DB")
-    if not s.redis_prefix or any(ch in s.redis_prefix for ch in " {}:"):
-        raise SettingsError(
-            f"TRACE_REDIS_PREFIX={s.redis_prefix!r} is not accepted: a non-empty name without spaces, braces or colons"
-        )
+    # The pool's own rule for names that go into Redis keys, checked here so that a bad value stops
+    # start-up with the variable's name instead of failing later inside the pool.
+    for env, value in (("TRACE_REDIS_PREFIX", s.redis_prefix), ("TRACE_HOST_ID", s.effective_host_id)):
+        problem = name_problem(value)
+        if problem:
+            raise SettingsError(f"{env}={value!r} is not accepted: it {problem}")
     if s.db_pool_min > s.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN={s.db_pool_min} is out of range: accepted 0 to DB_POOL_MAX ({s.db_pool_max})")
+
+
+ENV_EXAMPLE_HEADER = """\
+# sanic-trace settings. Every variable the service reads, with its default.
+# Copy to /etc/sanic-trace/sanic-trace.env (systemd) or pass with `sanic-trace serve --env-file FILE`.
+# The process environment wins over this file. A bad value stops the service with a message
+# naming the variable (exit status 2). Generated from sanic_trace/settings.py:
+#   python -m sanic_trace.settings > config/sanic-trace.env.example
+"""
+
+
+def render_env_example() -> str:
+    """config/sanic-trace.env.example: every setting with its meaning, range and default."""
+    import textwrap
+
+    parts = [ENV_EXAMPLE_HEADER]
+    for spec in SPECS.values():
+        doc = spec.doc
+        if spec.minimum is not None:
+            doc += f" Range: {accepted_range(spec)}."
+        if spec.choices is not None:
+            doc += f" One of: {', '.join(spec.choices)}."
+        default = format_number(spec.default) if spec.kind in (int, float) else spec.default
+        comment = textwrap.fill(doc, width=100, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False)
+        parts.append(f"\n{comment}\n{spec.env}={default}\n")
+    return "".join(parts)
+
+
+if __name__ == "__main__":
+    print(render_env_example(), end="")

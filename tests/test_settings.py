@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sanic_trace.settings import SPECS, SettingsError, load_settings
+from sanic_trace.settings import SPECS, SettingsError, load_settings, render_env_example
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "sanic-trace.env.example"
@@ -37,6 +37,12 @@ def test_defaults_named_by_the_issue() -> None:
         ("TRACE_DB_URL", "postgres://x", r"TRACE_DB_URL='postgres://x' is not accepted"),
         ("REDIS_URL", "localhost:6379", r"REDIS_URL='localhost:6379' is not accepted"),
         ("TRACE_REDIS_PREFIX", "a:b", r"TRACE_REDIS_PREFIX='a:b' is not accepted"),
+        # The pool's own rules for names in Redis keys are checked here too, not later in the pool.
+        ("TRACE_REDIS_PREFIX", "tr*ce", r"TRACE_REDIS_PREFIX='tr\*ce' is not accepted: it must not contain '\*'"),
+        ("TRACE_HOST_ID", "a:b", r"TRACE_HOST_ID='a:b' is not accepted: it must not contain ':'"),
+        ("TRACE_HOST_ID", "h{1}", r"TRACE_HOST_ID='h\{1\}' is not accepted: it must not contain '\{' '\}'"),
+        ("TRACE_JOB_MAX_RSS_MB", "2000000", r"TRACE_JOB_MAX_RSS_MB='2000000' is out of range: accepted 16 to 1048576$"),
+        ("TRACE_ASYNC_CID_THRESHOLD", "x", r"is not an integer: use an integer from 1 to 10000000$"),
     ],
 )
 def test_bad_value_names_variable_value_and_range(env: str, value: str, expected: str) -> None:
@@ -66,6 +72,13 @@ def test_env_file_bad_line_is_named(tmp_path: Path) -> None:
     env_file.write_text("NOT A SETTING LINE\n", encoding="utf-8")
     with pytest.raises(SettingsError, match=r"svc.env:1: expected KEY=VALUE"):
         load_settings({}, env_file=str(env_file))
+
+
+def test_example_file_is_the_rendering_of_the_settings_declaration() -> None:
+    assert EXAMPLE.read_text(encoding="utf-8") == render_env_example(), (
+        "regenerate it: python -m sanic_trace.settings > config/sanic-trace.env.example"
+    )
+    assert "e+0" not in EXAMPLE.read_text(encoding="utf-8")
 
 
 def test_example_file_documents_every_setting_with_its_default() -> None:
@@ -99,3 +112,17 @@ def test_sanic_trace_serve_exits_non_zero_on_bad_setting(tmp_path: Path) -> None
     result = _run([cli, "serve", "--env-file", str(env_file), "--port", "1"], {})
     assert result.returncode == 2
     assert "TRACE_JOB_TTL_SECONDS='forever' is not an integer" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "value"), [("TRACE_REDIS_PREFIX", "tr*ce"), ("TRACE_HOST_ID", "a:b")])
+@pytest.mark.parametrize("mode", ["serve", "single-process", "sanic-cli"])
+def test_a_bad_pool_name_stops_every_run_mode_with_status_2(env: str, value: str, mode: str) -> None:
+    bindir = Path(sys.executable).parent
+    commands = {
+        "serve": [str(bindir / "sanic-trace"), "serve", "--port", "1"],
+        "single-process": [str(bindir / "sanic-trace"), "serve", "--single-process", "--port", "1"],
+        "sanic-cli": [str(bindir / "sanic"), "sanic_trace.app:create_app", "--factory", "--port", "1"],
+    }
+    result = _run(commands[mode], {env: value})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"{env}={value!r} is not accepted" in result.stderr
