@@ -114,13 +114,15 @@ end
 return st or ''
 """
 
-# KEYS: heartbeat key, hosts set.  ARGV: token, ttl ms, host.  Claims (or refreshes) the host
-# id for this supervisor; another live supervisor with the same host id keeps it.
+# KEYS: heartbeat key, hosts set.  ARGV: token, ttl ms, host, hosts-set ttl ms.  Claims (or
+# refreshes) the host id for this supervisor; another live supervisor with the same host id keeps
+# it. The hosts set lives as long as anything a host of it could have left behind, and no longer.
 HEARTBEAT = """
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 

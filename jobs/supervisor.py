@@ -285,7 +285,12 @@ class Supervisor:
             claimed = bool(
                 self._scripts["HEARTBEAT"](
                     keys=[self.pool.heartbeat(self.host), self.pool.hosts],
-                    args=[self._token, store.ms(cfg.heartbeat_ttl_seconds), self.host],
+                    args=[
+                        self._token,
+                        store.ms(cfg.heartbeat_ttl_seconds),
+                        self.host,
+                        store.ms(cfg.started_ttl_seconds),
+                    ],
                 )
             )
         except REDIS_DOWN as exc:
@@ -761,6 +766,10 @@ class Supervisor:
         try:
             self._scripts["RELEASE"](keys=[self.pool.heartbeat(self.host)], args=[self._token])
             self._redis.delete(self.pool.pool_state(self.host))
+            # A clean stop leaves nothing of this host behind unless a job of it still needs a scan.
+            self._scripts["FORGET_HOST"](
+                keys=[self.pool.hosts, self.pool.heartbeat(self.host), self._running_key], args=[self.host]
+            )
         except REDIS_DOWN:
             pass
 

@@ -42,7 +42,7 @@ def own_prefix(redis_url: str) -> Iterator[str]:
         yield prefix
     finally:
         client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 500):
             client.delete(*keys[start : start + 500])
         client.close()

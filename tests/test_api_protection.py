@@ -154,3 +154,42 @@ async def test_too_busy_while_every_db_slot_is_taken(
         # The slot is free again once the slow request is over.
         assert slots.in_use == 0
         assert (await http.post("/api/trace/seed-resolve", json=SEEDS)).status_code == 200
+
+
+async def test_behind_a_proxy_the_forwarded_client_address_is_counted_and_only_when_configured(
+    tiny: Path, redis_url: str, redis_prefix: str
+) -> None:
+    limits = {
+        "TRACE_RATE_LIMIT_WINDOW_SECONDS": WINDOW,
+        "TRACE_RATE_LIMIT_SEED_RESOLVE": 1,
+        "TRACE_CACHE_TTL_SECONDS": 0,
+    }
+    await wait_for_room_in_the_window()
+
+    async def seeds_from(http: httpx.AsyncClient, address: str) -> httpx.Response:
+        # What a proxy in front appends last: the address it saw the client connect from.
+        headers = {"X-Forwarded-For": f"203.0.113.77, {address}"}
+        return await http.post("/api/trace/seed-resolve", json=SEEDS, headers=headers)
+
+    behind = make_settings(tiny, redis_url, f"{redis_prefix}p", TRACE_PROXIES_COUNT=1, **limits)
+    async with live_server(behind) as server, server.client() as http:
+        assert (await seeds_from(http, "198.51.100.1")).status_code == 200
+        # Another client behind the same proxy (same socket peer) has a count of its own...
+        assert (await seeds_from(http, "198.51.100.2")).status_code == 200
+        # ...and the first one is over its limit, named by its real address, not the proxy's.
+        assert_error(
+            await seeds_from(http, "198.51.100.1"),
+            429,
+            "RATE_LIMITED",
+            message_has=["from 198.51.100.1"],
+        )
+    # Without TRACE_PROXIES_COUNT a client cannot pick its address with a forwarding header.
+    direct = make_settings(tiny, redis_url, f"{redis_prefix}d", **limits)
+    async with live_server(direct) as server, server.client() as http:
+        assert (await seeds_from(http, "198.51.100.1")).status_code == 200
+        assert_error(
+            await seeds_from(http, "198.51.100.2"),
+            429,
+            "RATE_LIMITED",
+            message_has=["from 127.0.0.1"],
+        )

@@ -4,7 +4,7 @@ job children killed.
 
 Servers (each with its own Redis prefix and host id):
   quick  small chunks (50 records) from small IN-batches and fetches: many chunks from few ids;
-  slow   one worker, every stored chunk followed by a 0.2 s pause (TRACE_JOB_CHUNK_DELAY_SECONDS),
+  slow   one worker, every stored chunk followed by a 0.2 s pause (TRACE_JOB_STEP_DELAY_SECONDS),
          and a rejects query that fails for one container (TRACE_SQL_OVERRIDE_DIR);
   ttl    TRACE_JOB_TTL_SECONDS=2;
   no-redis  REDIS_URL at a port where nothing listens.
@@ -122,7 +122,7 @@ def slow(
             DB_IN_BATCH_SIZE=10,
             DB_FETCHMANY_SIZE=25,
             TRACE_WORKER_COUNT=1,
-            TRACE_JOB_CHUNK_DELAY_SECONDS=SLOW_DELAY,
+            TRACE_JOB_STEP_DELAY_SECONDS=SLOW_DELAY,
             # Longer than the 1 s a chunk may take to reach a reader: only notifications can meet it.
             TRACE_STREAM_KEEPALIVE_SECONDS=5,
             TRACE_SQL_OVERRIDE_DIR=str(override),
@@ -308,24 +308,39 @@ def test_a_live_stream_sends_each_chunk_within_a_second_of_it_being_stored(
 
 
 def test_a_live_stream_keeps_the_connection_alive_while_no_chunk_lands(
-    quick: ServerProcess, ids: list[str], demo_warehouse_60k: Path  # noqa: F811
+    ids: list[str], demo_warehouse_60k: Path, redis_url: str  # noqa: F811
 ) -> None:
-    # The `jobs` domain is slow (each id is looked for inside a comma-separated column); over ids
-    # that no job names it stores nothing for seconds, while the child keeps publishing progress.
+    # A job that stores nothing for a long time, made so on purpose rather than by a slow query:
+    # over ids that no maintenance job names, the `jobs` domain yields no record, and every IN-batch
+    # is followed by a pause. 12 IN-batches x 0.5 s keep the job running for about 6 s — 12
+    # keep-alive intervals — during which only keep-alives can reach the reader.
     with sqlite3.connect(f"file:{demo_warehouse_60k}?mode=ro", uri=True) as db:
         lists = [row[0] for row in db.execute("SELECT CONTAINERIDS FROM DW_MES_JOB")]
     named = {cid for text in lists for cid in text.split(",")}
-    unnamed = [cid for cid in ids[5000:] if cid not in named][:3000]
-    job_id = submit(quick, unnamed, ["jobs"])
-    lines = read_stream(quick.base_url, job_id, deadline=JOB_DEADLINE)
-    assert check_stream(lines, QUICK_CHUNK).records == {"jobs": []}
-    status = get_status(quick, job_id)
+    unnamed = [cid for cid in ids[5000:] if cid not in named][:120]
+    assert len(unnamed) == 120
+    with own_prefix(redis_url) as prefix:
+        env = server_env(
+            demo_warehouse_60k,
+            redis_url,
+            prefix,
+            TRACE_ASYNC_CID_THRESHOLD=5,
+            DB_IN_BATCH_SIZE=10,
+            TRACE_JOB_STEP_DELAY_SECONDS=0.5,
+            TRACE_STREAM_KEEPALIVE_SECONDS=QUICK_KEEPALIVE,
+        )
+        with running_server(env) as server:
+            job_id = submit(server, unnamed, ["jobs"])
+            lines = read_stream(server.base_url, job_id, deadline=JOB_DEADLINE)
+            assert check_stream(lines, QUICK_CHUNK).records == {"jobs": []}
+            status = get_status(server, job_id)
     gaps = [round(b.at - a.at, 2) for a, b in zip(lines, lines[1:], strict=False)]
     timeline = (status["run_seconds"], [(line.obj["type"], gap) for line, gap in zip(lines[1:], gaps, strict=False)])
-    assert status["run_seconds"] > 3 * QUICK_KEEPALIVE, f"the job was too quick to show anything: {timeline}"
+    assert status["run_seconds"] >= 12 * 0.5, timeline
     assert max(gaps) < QUICK_KEEPALIVE + 1.0, f"no line for {max(gaps)} s (keep-alive {QUICK_KEEPALIVE} s): {timeline}"
     progress = [line.obj for line in lines if line.obj["type"] == "progress"]
-    assert len(progress) >= 3, timeline
+    # 6 s of silence at one keep-alive per 0.5 s: at least half of the 12 that are due.
+    assert len(progress) >= 6, timeline
     assert any(p["status"] == "started" and p["progress"].get("phase") == "jobs" for p in progress), progress
 
 
@@ -627,7 +642,13 @@ def test_error_codes_of_the_job_routes(
     body = ended.json()
     assert body["cancelled"] is False and body["status"] == "finished"
     assert "not cancelled" in body["message"]
-    assert get_status(quick, quick_job["job_id"])["status"] == "finished"
+    status = get_status(quick, quick_job["job_id"])
+    assert status["status"] == "finished"
+    # DELETE answers the status record of GET, `result` included, plus `cancelled` and `message`.
+    assert {k: v for k, v in body.items() if k not in ("cancelled", "message", "elapsed_seconds")} == {
+        k: v for k, v in status.items() if k != "elapsed_seconds"
+    }
+    assert body["result"] == status["result"] and set(body["result"]) == {"domains", "total_records"}
 
 
 # --- TTL -----------------------------------------------------------------------------------------
@@ -714,7 +735,7 @@ def test_any_host_serves_any_jobs_status_stream_pages_and_cancel(
         "TRACE_STREAM_BATCH_SIZE": 40,
         "DB_IN_BATCH_SIZE": 20,
         "TRACE_WORKER_COUNT": 1,
-        "TRACE_JOB_CHUNK_DELAY_SECONDS": 0.1,
+        "TRACE_JOB_STEP_DELAY_SECONDS": 0.1,
     }
     env = server_env(demo_warehouse_60k, redis_url, redis_prefix, **settings)
     with running_servers(env, env) as (one, other):

@@ -96,7 +96,18 @@ def test_msd_station_may_be_a_work_center(source: SqliteSource) -> None:
     params = {"start_date": "2025-01-09", "end_date": "2025-01-11"}
     assert ids(resolve(source, "mid_section_defect", {**params, "station": "TMTT"})) == [T1]
     assert ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01"})) == sorted([S2, S3, R2, ORPHAN])
-    assert resolve(source, "mid_section_defect", {**params, "station": "NOWHERE"})["seeds"] == []
+
+
+def test_an_unknown_msd_station_is_refused_naming_the_field_and_the_known_groups(source: SqliteSource) -> None:
+    params = {"start_date": "2025-01-09", "end_date": "2025-01-11", "station": "NOWHERE"}
+    with pytest.raises(ApiError) as caught:
+        resolve(source, "mid_section_defect", params)
+    assert caught.value.code == "INVALID_PARAMS"
+    # The groups of the fixture's spec table, in route order (WORKCENTERSEQUENCE_GROUP 1, 2, 3, 9).
+    assert caught.value.message == (
+        "params.station 'NOWHERE' is not a known station group or work center; "
+        f"station groups in route order: 切割, 焊接_DB, 焊接_WB, {TEST_GROUP}"
+    )
 
 
 def test_msd_container_mode(source: SqliteSource) -> None:

@@ -114,14 +114,19 @@ def _int_arg(request: Request, name: str, default: int | None) -> int | None:
     return int(raw)
 
 
-@bp.get("/<job_id:str>")
-async def job_status(request: Request, job_id: str) -> HTTPResponse:
-    await _guard(request, job_id)
+async def _status_document(request: Request, job_id: str) -> dict[str, Any]:
+    """The status record with `result`: what is stored so far (the one shape of GET and DELETE)."""
     status = await _status_or_404(request, job_id)
     keys = JobKeys(request.app.ctx.settings.redis_prefix, job_id)
     index = await read_index(request.app.ctx.redis, keys)
     status["result"] = index.summary() if index is not None else None
-    return json(status)
+    return status
+
+
+@bp.get("/<job_id:str>")
+async def job_status(request: Request, job_id: str) -> HTTPResponse:
+    await _guard(request, job_id)
+    return json(await _status_document(request, job_id))
 
 
 @bp.get("/<job_id:str>/stream")
@@ -215,7 +220,7 @@ async def job_cancel(request: Request, job_id: str) -> HTTPResponse:
         outcome = await aio.cancel(request.app.ctx.redis, prefix, job_id)
     except RedisUnavailable as exc:
         raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
-    status = await _status_or_404(request, job_id)
+    status = await _status_document(request, job_id)
     status["cancelled"] = outcome.cancelled
     status["message"] = (
         f"cancelled (was {outcome.previous_status})"

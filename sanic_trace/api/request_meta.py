@@ -8,12 +8,12 @@ import uuid
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse
 
-_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def assign_request_id(request: Request) -> None:
     supplied = request.headers.get("X-Request-ID", "")
-    request.ctx.request_id = supplied if _ACCEPTABLE_ID.match(supplied) else uuid.uuid4().hex
+    request.ctx.request_id = supplied if _ACCEPTABLE_ID.fullmatch(supplied) else uuid.uuid4().hex
 
 
 def echo_request_id(request: Request, response: BaseHTTPResponse) -> None:
@@ -23,7 +23,8 @@ def echo_request_id(request: Request, response: BaseHTTPResponse) -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The client address rate limits count against (the proxy's view when PROXIES_COUNT is set)."""
+    """The client address rate limits count against: the socket peer, or the forwarded address that
+    TRACE_PROXIES_COUNT / TRACE_REAL_IP_HEADER / TRACE_FORWARDED_SECRET say to trust."""
     return request.remote_addr or request.ip or "unknown"
 
 

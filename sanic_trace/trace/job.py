@@ -40,7 +40,7 @@ def build_payload(settings: Settings, profile: str, ids: list[str], domains: lis
             "sql_override_dir": settings.sql_override_dir or None,
         },
         "chunk_size": settings.stream_batch_size,
-        "chunk_delay_seconds": settings.job_chunk_delay_seconds,
+        "step_delay_seconds": settings.job_step_delay_seconds,
     }
 
 
@@ -50,7 +50,7 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     source = open_source(url, db["fetch_size"], db["timeout_seconds"])
     ids: list[str] = payload["container_ids"]
     domains: list[str] = payload["domains"]
-    delay = float(payload.get("chunk_delay_seconds") or 0)
+    delay = float(payload.get("step_delay_seconds") or 0)
 
     writer = ChunkWriter(ctx, payload["chunk_size"])
     writer.begin(payload["profile"], domains, len(ids))
@@ -59,10 +59,15 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     finished_batches = 0
     counts: dict[str, int] = {}
 
+    def pause() -> None:
+        # Test/demo hook: a live reader can watch chunks land one by one, and a test can keep a job
+        # running while it stores nothing (an IN-batch without records) for as long as it needs.
+        if delay:
+            time.sleep(delay)
+
     def after_chunk() -> None:
         ctx.check()
-        if delay:
-            time.sleep(delay)  # test/demo hook: lets a live reader watch chunks land one by one
+        pause()
 
     try:
         for domain in domains:
@@ -71,6 +76,7 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
             def on_batch_done(done: int, _total: int, _base: int = finished_batches, _domain: str = domain) -> None:
                 ctx.progress(phase=_domain, done=_base + done, total=total_batches, records=writer.total_records)
                 ctx.check()
+                pause()
 
             batches = events.iter_domain_batches(
                 source,

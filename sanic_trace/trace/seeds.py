@@ -28,6 +28,7 @@ from sanic_trace.trace.params import (
     text,
 )
 from sanic_trace.trace.queries import column_index, stream_in_batch
+from sanic_trace.trace.stations import check_station, read_station_groups
 
 FORWARD_RESOLVE_TYPES = ("lot_id", "work_order", "wafer_lot")
 REVERSE_RESOLVE_TYPES = ("serial_number", "gd_work_order", "gd_lot_id")
@@ -81,10 +82,11 @@ def resolve_seeds(
 
     Seeds come in input order (per value: by name, then id), each container once. For an
     MSD date range, seeds are ordered by container id and `not_found` is empty (there are
-    no typed values; an unknown station simply yields no seeds).
+    no typed values); an unknown station is a 400 that lists the known station groups.
     """
     request = validate_seed_request(profile, params, msd_max_range_days)
     if request.get("mode") == "date_range":
+        check_station(request["station"], read_station_groups(source, sql_override_dir))
         seeds = _station_seeds(source, request, sql_override_dir)
         return {"seeds": seeds, "seed_count": len(seeds), "not_found": []}
     return _resolve_values(

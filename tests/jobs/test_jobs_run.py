@@ -152,3 +152,19 @@ def test_progress_is_throttled_and_flushed(redis_client, make_config, start_thre
     assert 3 <= len(progress) <= 1.2 / 0.25 + 2  # ~60 calls, at most ~4 writes a second
     final = get_status(redis_client, config.prefix, job_id)
     assert final["progress"]["done"] == final["result"]["ticks"]  # the last value was flushed at the end
+
+
+def test_a_clean_stop_leaves_no_pool_key_without_a_ttl(redis_client, make_config, start_thread_supervisor) -> None:
+    config = make_config()
+    job_id = submit(redis_client, config, "sleeper", {"seconds": 0.2})
+    supervisor = start_thread_supervisor(config)
+    assert wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 15)["status"] == "finished"
+    hosts_key = f"{config.prefix}:hosts"
+    # While the supervisor runs, the hosts set is there, with a TTL.
+    assert redis_client.sismember(hosts_key, config.host_id)
+    assert 0 < redis_client.pttl(hosts_key) <= config.started_ttl_seconds * 1000
+    supervisor.stop()
+    assert supervisor.join(15)
+    keys = [k.decode() for k in redis_client.scan_iter(match=f"{config.prefix}:*")]
+    assert hosts_key not in keys and f"{config.prefix}:host:{config.host_id}" not in keys
+    assert [k for k in keys if redis_client.pttl(k) < 0] == [], keys

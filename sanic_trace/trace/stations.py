@@ -1,0 +1,51 @@
+"""Station groups: the warehouse's route of work-center groups, and checking a named station.
+
+A detection station (`params.station` of the MSD profile) is a station group
+(WORKCENTER_GROUP) or one work center (WORKCENTERNAME). The groups come from
+DW_MES_SPEC_WORKCENTER_V in route order (WORKCENTERSEQUENCE_GROUP); the table is small (a row
+per spec), so it is read whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sanic_trace.db.source import DataSource
+from sanic_trace.sql import SqlDir, load_sql
+from sanic_trace.trace.params import invalid
+from sanic_trace.trace.queries import column_index
+
+STATION_GROUPS_SQL = "lookup_station_groups"
+
+
+@dataclass(frozen=True)
+class StationGroup:
+    name: str
+    order: int  # WORKCENTERSEQUENCE_GROUP: position in the route, 1 = first
+    workcenters: tuple[str, ...]
+
+
+def read_station_groups(source: DataSource, sql_dir: SqlDir = None) -> list[StationGroup]:
+    """Every station group with its work centers, in route order."""
+    order: dict[str, int] = {}
+    workcenters: dict[str, list[str]] = {}
+    for columns, rows in source.stream(load_sql(STATION_GROUPS_SQL, sql_dir)):
+        i_group, i_seq, i_wc = column_index(columns, "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP", "WORKCENTERNAME")
+        for row in rows:
+            group = row[i_group]
+            order.setdefault(group, int(row[i_seq]) if row[i_seq] is not None else 0)
+            if row[i_wc] is not None:
+                workcenters.setdefault(group, []).append(row[i_wc])
+    return [
+        StationGroup(name, order[name], tuple(workcenters.get(name, ())))
+        for name in sorted(order, key=lambda g: (order[g], g))
+    ]
+
+
+def check_station(station: str, groups: list[StationGroup], field: str = "params.station") -> None:
+    """A station must be a known group or one of their work centers, else 400 naming the field."""
+    for group in groups:
+        if station == group.name or station in group.workcenters:
+            return
+    known = ", ".join(group.name for group in groups) or "none (the warehouse has no station groups)"
+    invalid(f"{field} {station!r} is not a known station group or work center; station groups in route order: {known}")
