@@ -11,6 +11,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 # Characters a name that goes into Redis keys (the prefix, a host id) may not hold: braces would
 # break the job keys' hash tags, glob characters the SCAN patterns, ':' the key layout.
@@ -62,6 +63,11 @@ class PoolConfig:
     result_max_bytes: int = 256 * 1024
     # Orphan scan every this many heartbeats.
     orphan_scan_heartbeats: int = 3
+    # The embedding service's configuration, handed to every job function as ctx.config.job_config.
+    # It travels inside this config (pickled to the supervisor, then over each child's stdin pipe),
+    # never through Redis: the place for what a job needs to run but must not store, such as a
+    # database password. Any pickleable value.
+    job_config: Any = None
 
     def __post_init__(self) -> None:
         # A read-only plain dict copy: callers may pass any mapping, the pickle stays small and plain.

@@ -81,13 +81,7 @@ def create_app(
 
     @app.before_server_start
     async def open_connections(app: Sanic) -> None:
-        app.ctx.source = open_source(
-            settings.db_url,
-            settings.db_fetchmany_size,
-            settings.db_query_timeout_seconds,
-            settings.db_pool_min,
-            settings.db_pool_max,
-        )
+        app.ctx.source = open_source(settings)
         app.ctx.redis = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
         )

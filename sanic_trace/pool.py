@@ -24,6 +24,7 @@ JOB_KINDS = {TRACE_EVENTS_KIND: "sanic_trace.trace.job:run_events"}
 
 
 def pool_config(settings: Settings) -> PoolConfig:
+    """The pool this service runs, from its settings (load_settings validates it at start-up)."""
     return PoolConfig(
         redis_url=settings.redis_url,
         prefix=settings.redis_prefix,
@@ -37,6 +38,8 @@ def pool_config(settings: Settings) -> PoolConfig:
         shutdown_grace_seconds=settings.job_shutdown_grace_seconds,
         heartbeat_seconds=settings.supervisor_heartbeat_seconds,
         host_id=settings.effective_host_id,
+        # The job child runs with this host's settings (sanic_trace.trace.job).
+        job_config=settings,
     )
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from jobs.config import name_problem
+from sanic_trace.db.url import parse_db_url
 
 DEFAULT_DEMO_DB_PATH = "var/demo-warehouse.sqlite"
 
@@ -40,187 +41,196 @@ class Spec:
     choices: tuple[str, ...] | None = None
 
 
-def _int(env: str, default: int, doc: str, lo: int, hi: int) -> Spec:
-    return Spec(env, int, default, doc, lo, hi)
+def _int(env: str, default: int, doc: str, lo: int, hi: int) -> Any:
+    return field(default=default, metadata={"spec": Spec(env, int, default, doc, lo, hi)})
 
 
-def _float(env: str, default: float, doc: str, lo: float, hi: float) -> Spec:
-    return Spec(env, float, default, doc, lo, hi)
+def _float(env: str, default: float, doc: str, lo: float, hi: float) -> Any:
+    return field(default=default, metadata={"spec": Spec(env, float, default, doc, lo, hi)})
 
 
-def _str(env: str, default: str, doc: str, choices: tuple[str, ...] | None = None) -> Spec:
-    return Spec(env, str, default, doc, choices=choices)
+def _str(env: str, default: str, doc: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"spec": Spec(env, str, default, doc, choices=choices)})
 
 
-# attribute name -> Spec. Order here is the order of the env example file.
-SPECS: dict[str, Spec] = {
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, declared once: attribute, type, environment name, default, range and meaning.
+
+    The declaration order is the order of the env example file.
+    """
+
     # --- connections -------------------------------------------------------------
-    "db_url": _str(
+    db_url: str = _str(
         "TRACE_DB_URL",
         f"sqlite:///{DEFAULT_DEMO_DB_PATH}",
         "Warehouse to query: sqlite:///PATH (the demo warehouse; relative paths are "
         "relative to the working directory) or oracle://USER:PASSWORD@HOST:PORT/SERVICE.",
-    ),
-    "redis_url": _str("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for jobs, results, caches and rate limits."),
-    "redis_prefix": _str("TRACE_REDIS_PREFIX", "trace", "Prefix of every Redis key the service writes."),
+    )
+    redis_url: str = _str("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis for jobs, results, caches and rate limits.")
+    redis_prefix: str = _str("TRACE_REDIS_PREFIX", "trace", "Prefix of every Redis key the service writes.")
     # --- database access ---------------------------------------------------------
-    "db_fetchmany_size": _int(
+    db_fetchmany_size: int = _int(
         "DB_FETCHMANY_SIZE", 5000, "Rows per cursor.fetchmany() batch (and Oracle arraysize/prefetchrows).", 1, 100_000
-    ),
-    "db_in_batch_size": _int(
+    )
+    db_in_batch_size: int = _int(
         "DB_IN_BATCH_SIZE", 1000, "Ids per IN-list; Oracle refuses more than 1000 (ORA-01795).", 1, 1000
-    ),
-    "db_query_timeout_seconds": _float(
+    )
+    db_query_timeout_seconds: float = _float(
         "DB_QUERY_TIMEOUT_SECONDS", 60.0, "Limit for one database round trip (Oracle call_timeout).", 0.1, 86_400
-    ),
-    "db_pool_min": _int("DB_POOL_MIN", 1, "Oracle connection pool: connections kept open.", 0, 64),
-    "db_pool_max": _int("DB_POOL_MAX", 8, "Oracle connection pool: most connections at once.", 1, 256),
+    )
+    db_pool_min: int = _int("DB_POOL_MIN", 1, "Oracle connection pool: connections kept open.", 0, 64)
+    db_pool_max: int = _int("DB_POOL_MAX", 8, "Oracle connection pool: most connections at once.", 1, 256)
     # --- routing between the inline path and jobs ---------------------------------
-    "async_cid_threshold": _int(
+    async_cid_threshold: int = _int(
         "TRACE_ASYNC_CID_THRESHOLD",
         20_000,
         "Events requests with more container ids than this run as jobs.",
         1,
         10_000_000,
-    ),
-    "events_cid_limit": _int(
+    )
+    events_cid_limit: int = _int(
         "TRACE_EVENTS_CID_LIMIT",
         50_000,
         "Most container ids an events request may have when it cannot run as a job (413 beyond).",
         1,
         10_000_000,
-    ),
-    "stream_batch_size": _int(
+    )
+    stream_batch_size: int = _int(
         "TRACE_STREAM_BATCH_SIZE",
         5000,
         "Records per stored result chunk and per streamed NDJSON records line.",
         1,
         100_000,
-    ),
-    "inline_max_concurrency": _int(
+    )
+    inline_max_concurrency: int = _int(
         "TRACE_INLINE_MAX_CONCURRENCY",
         4,
         "Database queries one HTTP worker runs at once in threads; beyond it 429 TOO_BUSY.",
         1,
         256,
-    ),
+    )
     # --- job pool -------------------------------------------------------------------
-    "worker_count": _int("TRACE_WORKER_COUNT", 2, "Jobs one host runs at once, each in its own child process.", 1, 64),
-    "job_queue_max": _int("TRACE_JOB_QUEUE_MAX", 100, "Most queued jobs; beyond it 429 JOB_QUEUE_FULL.", 1, 100_000),
-    "job_ttl_seconds": _int(
+    worker_count: int = _int(
+        "TRACE_WORKER_COUNT", 2, "Jobs one host runs at once (job slots), each in its own child process.", 1, 64
+    )
+    job_queue_max: int = _int("TRACE_JOB_QUEUE_MAX", 100, "Most queued jobs; beyond it 429 JOB_QUEUE_FULL.", 1, 100_000)
+    job_ttl_seconds: int = _int(
         "TRACE_JOB_TTL_SECONDS", 3600, "How long a job's status and result stay in Redis after it ends.", 1, 30 * 86_400
-    ),
-    "job_timeout_seconds": _float(
+    )
+    job_timeout_seconds: float = _float(
         "TRACE_JOB_TIMEOUT_SECONDS", 1800.0, "A job running longer is killed (JOB_TIMEOUT).", 1, 7 * 86_400
-    ),
-    "job_max_rss_mb": _int(
+    )
+    job_max_rss_mb: int = _int(
         "TRACE_JOB_MAX_RSS_MB",
         2048,
         "A job child (with its own children) above this RSS is killed (JOB_MEMORY_LIMIT).",
         16,
         1_048_576,
-    ),
-    "min_available_mb": _int(
+    )
+    min_available_mb: int = _int(
         "TRACE_MIN_AVAILABLE_MB",
         1024,
         "Below this much available memory (host or cgroup), jobs are refused (MEMORY_PRESSURE) and queued ones wait.",
         0,
         1_048_576,
-    ),
-    "job_shutdown_grace_seconds": _float(
+    )
+    job_shutdown_grace_seconds: float = _float(
         "TRACE_JOB_SHUTDOWN_GRACE_SECONDS",
         10.0,
         "On stop, how long running jobs may finish before they are killed (JOB_INTERRUPTED).",
         0,
         3600,
-    ),
-    "supervisor_heartbeat_seconds": _float(
+    )
+    supervisor_heartbeat_seconds: float = _float(
         "TRACE_SUPERVISOR_HEARTBEAT_SECONDS",
         2.0,
         "How often a supervisor proves it is alive; its jobs are orphaned after three missed beats.",
         0.1,
         60,
-    ),
-    "host_id": _str("TRACE_HOST_ID", "", "Name of this host's supervisor in Redis (default: the machine's host name)."),
+    )
+    host_id: str = _str(
+        "TRACE_HOST_ID", "", "Name of this host's supervisor in Redis (default: the machine's host name)."
+    )
     # --- results ------------------------------------------------------------------------
-    "result_page_max_limit": _int(
+    result_page_max_limit: int = _int(
         "TRACE_RESULT_PAGE_MAX_LIMIT", 10_000, "Largest `limit` a paginated result read may ask for.", 1, 1_000_000
-    ),
-    "stream_keepalive_seconds": _float(
+    )
+    stream_keepalive_seconds: float = _float(
         "TRACE_STREAM_KEEPALIVE_SECONDS",
         5.0,
         "A live job stream with nothing new sends a progress line this often.",
         0.5,
         300,
-    ),
+    )
     # --- caches -------------------------------------------------------------------------
-    "cache_ttl_seconds": _int(
+    cache_ttl_seconds: int = _int(
         "TRACE_CACHE_TTL_SECONDS",
         300,
         "Lifetime of cached seed-resolve, lineage and small events responses (0: off).",
         0,
         86_400,
-    ),
-    "cache_skip_cid_threshold": _int(
+    )
+    cache_skip_cid_threshold: int = _int(
         "TRACE_CACHE_SKIP_CID_THRESHOLD",
         10_000,
         "Events responses for more ids than this are not cached.",
         0,
         10_000_000,
-    ),
+    )
     # --- protection -----------------------------------------------------------------------
-    "rate_limit_window_seconds": _int(
+    rate_limit_window_seconds: int = _int(
         "TRACE_RATE_LIMIT_WINDOW_SECONDS", 60, "Window of the per-client-IP rate limits.", 1, 3600
-    ),
-    "rate_limit_seed_resolve": _int(
+    )
+    rate_limit_seed_resolve: int = _int(
         "TRACE_RATE_LIMIT_SEED_RESOLVE",
         120,
         "seed-resolve requests per client IP per window (0: no limit).",
         0,
         1_000_000,
-    ),
-    "rate_limit_lineage": _int(
+    )
+    rate_limit_lineage: int = _int(
         "TRACE_RATE_LIMIT_LINEAGE", 120, "lineage requests per client IP per window (0: no limit).", 0, 1_000_000
-    ),
-    "rate_limit_events": _int(
+    )
+    rate_limit_events: int = _int(
         "TRACE_RATE_LIMIT_EVENTS", 60, "events requests per client IP per window (0: no limit).", 0, 1_000_000
-    ),
-    "rate_limit_jobs": _int(
+    )
+    rate_limit_jobs: int = _int(
         "TRACE_RATE_LIMIT_JOBS",
         1200,
         "job status/stream/result/cancel requests per client IP per window (0: no limit).",
         0,
         1_000_000,
-    ),
-    "request_max_bytes": _int(
+    )
+    request_max_bytes: int = _int(
         "TRACE_REQUEST_MAX_BYTES",
         16 * 1024 * 1024,
         "Largest request body (413 PAYLOAD_TOO_LARGE beyond); 114,000 ids take about 2.5 MB.",
         1024,
         1024 * 1024 * 1024,
-    ),
-    "msd_max_range_days": _int(
+    )
+    msd_max_range_days: int = _int(
         "TRACE_MSD_MAX_RANGE_DAYS", 366, "Longest date range a mid-section-defect seed-resolve may ask for.", 1, 3660
-    ),
-    "sql_override_dir": _str(
+    )
+    sql_override_dir: str = _str(
         "TRACE_SQL_OVERRIDE_DIR",
         "",
         "Fault injection: a directory whose <query>.sql files replace the packaged queries of the same name. "
         "Leave empty in production.",
-    ),
-    "job_step_delay_seconds": _float(
+    )
+    job_step_delay_seconds: float = _float(
         "TRACE_JOB_STEP_DELAY_SECONDS",
         0.0,
         "Testing and demos: a trace job pauses this long after each stored chunk and after each IN-batch, "
         "so a live stream can be watched filling. Keep 0 in production.",
         0,
         60,
-    ),
+    )
     # --- the HTTP server ---------------------------------------------------------------
-    "host": _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on."),
-    "port": _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535),
-    "http_workers": _int("TRACE_HTTP_WORKERS", 1, "Sanic HTTP worker processes of `sanic-trace serve`.", 1, 64),
-    "proxies_count": _int(
+    host: str = _str("TRACE_HOST", "127.0.0.1", "Address `sanic-trace serve` listens on.")
+    port: int = _int("TRACE_PORT", 8080, "Port `sanic-trace serve` listens on.", 1, 65_535)
+    http_workers: int = _int("TRACE_HTTP_WORKERS", 1, "Sanic HTTP worker processes of `sanic-trace serve`.", 1, 64)
+    proxies_count: int = _int(
         "TRACE_PROXIES_COUNT",
         0,
         "Reverse proxies in front of the service that append the client address to X-Forwarded-For: with N, "
@@ -228,70 +238,26 @@ SPECS: dict[str, Spec] = {
         "saw). 0: the socket peer; set it only when every request comes through the proxies.",
         0,
         16,
-    ),
-    "real_ip_header": _str(
+    )
+    real_ip_header: str = _str(
         "TRACE_REAL_IP_HEADER",
         "",
         "A header a trusted reverse proxy sets to the client address (e.g. X-Real-IP); empty: none.",
-    ),
-    "forwarded_secret": _str(
+    )
+    forwarded_secret: str = _str(
         "TRACE_FORWARDED_SECRET",
         "",
         "Trust RFC 7239 Forwarded headers that carry secret=<this value> (set by your proxy); empty: none.",
-    ),
-    "log_level": _str("TRACE_LOG_LEVEL", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    db_url: str
-    redis_url: str
-    redis_prefix: str
-    db_fetchmany_size: int
-    db_in_batch_size: int
-    db_query_timeout_seconds: float
-    db_pool_min: int
-    db_pool_max: int
-    async_cid_threshold: int
-    events_cid_limit: int
-    stream_batch_size: int
-    inline_max_concurrency: int
-    worker_count: int
-    job_queue_max: int
-    job_ttl_seconds: int
-    job_timeout_seconds: float
-    job_max_rss_mb: int
-    min_available_mb: int
-    job_shutdown_grace_seconds: float
-    supervisor_heartbeat_seconds: float
-    host_id: str
-    result_page_max_limit: int
-    stream_keepalive_seconds: float
-    cache_ttl_seconds: int
-    cache_skip_cid_threshold: int
-    rate_limit_window_seconds: int
-    rate_limit_seed_resolve: int
-    rate_limit_lineage: int
-    rate_limit_events: int
-    rate_limit_jobs: int
-    request_max_bytes: int
-    msd_max_range_days: int
-    sql_override_dir: str
-    job_step_delay_seconds: float
-    host: str
-    port: int
-    http_workers: int
-    proxies_count: int
-    real_ip_header: str
-    forwarded_secret: str
-    log_level: str
-    # Where the values came from, for error messages and /health; not a setting.
-    source: str = field(default="environment", compare=False)
+    )
+    log_level: str = _str("TRACE_LOG_LEVEL", "INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
     @property
     def effective_host_id(self) -> str:
         return self.host_id or socket.gethostname()
+
+
+# attribute name -> Spec, read off the declaration above.
+SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings)}
 
 
 def format_number(value: float) -> str:
@@ -369,16 +335,18 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | None
         raw = merged.get(spec.env)
         # An empty value means "not set": env files often carry `NAME=` placeholders.
         values[name] = spec.default if raw is None or raw.strip() == "" else _parse(spec, raw)
-    settings = Settings(**values, source=env_file or "environment")
+    settings = Settings(**values)
     _check_relations(settings)
     return settings
 
 
 def _check_relations(s: Settings) -> None:
-    if not (s.db_url.startswith("sqlite:///") or s.db_url.startswith("oracle://")):
-        raise SettingsError(
-            f"TRACE_DB_URL={s.db_url!r} is not accepted: use sqlite:///PATH or oracle://USER:PASSWORD@HOST:PORT/SERVICE"
-        )
+    try:
+        parse_db_url(s.db_url)
+    except ValueError as exc:
+        # The URL may carry a password: name the scheme, not the value.
+        shown = s.db_url.split("@", 1)[-1] if "@" in s.db_url else s.db_url
+        raise SettingsError(f"TRACE_DB_URL={shown!r} is not accepted: {exc}") from None
     if not (
         s.redis_url.startswith("redis://") or s.redis_url.startswith("rediss://") or s.redis_url.startswith("unix://")
     ):
@@ -391,6 +359,14 @@ def _check_relations(s: Settings) -> None:
             raise SettingsError(f"{env}={value!r} is not accepted: it {problem}")
     if s.db_pool_min > s.db_pool_max:
         raise SettingsError(f"DB_POOL_MIN={s.db_pool_min} is out of range: accepted 0 to DB_POOL_MAX ({s.db_pool_max})")
+    # What the pool receives is validated now too, by the pool's own rules: a problem the checks
+    # above missed still stops start-up here, as a SettingsError, never later inside the pool.
+    from sanic_trace.pool import pool_config
+
+    try:
+        pool_config(s)
+    except ValueError as exc:
+        raise SettingsError(f"the job pool cannot run with these settings: {exc}") from None
 
 
 ENV_EXAMPLE_HEADER = """\

@@ -16,6 +16,7 @@ from sanic_trace.db.errors import DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.source import open_source
 from sanic_trace.db.sqlite_source import SqliteSource
 from sanic_trace.db.values import json_safe
+from sanic_trace.settings import load_settings
 
 
 # --- IN-batching -----------------------------------------------------------------------------
@@ -112,7 +113,7 @@ def test_query_timeout_surfaces_as_one_exception_type(numbers_db: Path) -> None:
 
 
 def test_missing_warehouse_is_unavailable(tmp_path: Path) -> None:
-    source = open_source(f"sqlite:///{tmp_path / 'absent.sqlite'}", 100, 5)
+    source = open_source(load_settings({"TRACE_DB_URL": f"sqlite:///{tmp_path / 'absent.sqlite'}"}))
     with pytest.raises(DatabaseUnavailable, match="does not exist"):
         source.ping()
 

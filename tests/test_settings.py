@@ -126,3 +126,34 @@ def test_a_bad_pool_name_stops_every_run_mode_with_status_2(env: str, value: str
     result = _run(commands[mode], {env: value})
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"{env}={value!r} is not accepted" in result.stderr
+
+
+def test_the_pool_receives_the_settings_and_the_job_payload_only_the_request() -> None:
+    from sanic_trace.pool import JOB_KINDS, pool_config
+    from sanic_trace.trace.events import EventsRequest
+
+    settings = load_settings(
+        {"TRACE_DB_URL": "oracle://u:secret@h:1521/S", "TRACE_WORKER_COUNT": "3", "TRACE_JOB_MAX_RSS_MB": "512"}
+    )
+    config = pool_config(settings)
+    assert (config.worker_count, config.max_rss_mb, config.prefix) == (3, 512, settings.redis_prefix)
+    assert dict(config.job_kinds) == JOB_KINDS
+    # How to run a job reaches the child with the pool's config (a pipe), never through Redis...
+    assert config.job_config is settings
+    # ...and what Redis stores is the request alone: no URL, no password, no tuning.
+    payload = EventsRequest("query_tool", ["a", "b"], ["history"], {"direction": "forward"}).to_payload()
+    assert payload == {
+        "profile": "query_tool",
+        "container_ids": ["a", "b"],
+        "domains": ["history"],
+        "params": {"direction": "forward"},
+    }
+    assert EventsRequest.from_payload(payload) == EventsRequest(
+        "query_tool", ["a", "b"], ["history"], {"direction": "forward"}
+    )
+
+
+def test_a_bad_database_url_is_named_without_its_password() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"TRACE_DB_URL": "oracle://user:hunter2@/"})
+    assert "hunter2" not in str(caught.value) and "TRACE_DB_URL=" in str(caught.value)

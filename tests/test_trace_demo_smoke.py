@@ -43,14 +43,14 @@ def db(warehouse: Path) -> Iterator[sqlite3.Connection]:
 
 @pytest.fixture(scope="module")
 def source(warehouse: Path) -> SqliteSource:
-    return SqliteSource(warehouse, FETCH, 60)
+    return SqliteSource(warehouse, FETCH, 60, IN_BATCH)
 
 
 @pytest.fixture(scope="module")
 def msd(source: SqliteSource) -> dict[str, Any]:
-    seeds = resolve_seeds(source, "mid_section_defect", RANGE, in_batch_size=IN_BATCH, msd_max_range_days=366)
+    seeds = resolve_seeds(source, "mid_section_defect", RANGE, msd_max_range_days=366)
     ids = [s["container_id"] for s in seeds["seeds"]]
-    return {"seeds": seeds, "lineage": backward_lineage(source, ids, in_batch_size=IN_BATCH)}
+    return {"seeds": seeds, "lineage": backward_lineage(source, ids)}
 
 
 def test_msd_seeds_are_the_distinct_lots_tested_in_the_range(msd: dict[str, Any], db: sqlite3.Connection) -> None:
@@ -96,7 +96,7 @@ def test_backward_lineage_matches_a_recursive_query(msd: dict[str, Any], db: sql
 
 def test_forward_lineage_reaches_serials(source: SqliteSource, db: sqlite3.Connection) -> None:
     roots = [row[0] for row in db.execute("SELECT DISTINCT CONTAINERID FROM DW_MES_PJ_COMBINEDASSYLOTS LIMIT 5")]
-    result = forward_lineage(source, roots, in_batch_size=2)
+    result = forward_lineage(SqliteSource(source.path, FETCH, 60, 2), roots)
     for root in roots:
         rows = db.execute("SELECT FINISHEDNAME FROM DW_MES_PJ_COMBINEDASSYLOTS WHERE CONTAINERID = ?", (root,))
         serials = {r[0] for r in rows}
@@ -107,10 +107,10 @@ def test_reverse_serial_resolves_and_traces_back(source: SqliteSource, db: sqlit
     serial, lot = db.execute("SELECT FINISHEDNAME, LOTID FROM DW_MES_PJ_COMBINEDASSYLOTS LIMIT 1").fetchone()
     seeds = resolve_seeds(
         source, "query_tool_reverse", {"resolve_type": "serial_number", "values": [serial]},
-        in_batch_size=IN_BATCH, msd_max_range_days=366,
+        msd_max_range_days=366,
     )
     assert [s["container_id"] for s in seeds["seeds"]] == [lot]
-    lineage = backward_lineage(source, [lot], in_batch_size=IN_BATCH)
+    lineage = backward_lineage(source, [lot])
     sources = {r[0] for r in db.execute("SELECT CONTAINERID FROM DW_MES_PJ_COMBINEDASSYLOTS WHERE LOTID = ?", (lot,))}
     assert sources <= set(lineage["ancestors"][lot])
 
@@ -145,7 +145,7 @@ def test_events_over_the_msd_lineage(
     ids = lineage_container_ids(msd["lineage"])
     total = 0
     containers = set()
-    for batch in iter_domain_batches(source, domain, ids, in_batch_size=IN_BATCH, fetch_size=FETCH):
+    for batch in iter_domain_batches(source, domain, ids):
         assert 0 < len(batch) <= FETCH
         json.dumps(batch, allow_nan=False)
         total += len(batch)

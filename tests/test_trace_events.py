@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from trace_fixtures import F1, ORPHAN, R1, R2, S2, S3, T1, build_standard_warehouse, cid, open_warehouse
 
+from sanic_trace.db.batching import batch_count
 from sanic_trace.db.errors import DatabaseError
 from sanic_trace.db.sqlite_source import SqliteSource
 from sanic_trace.errors import ApiError
@@ -25,7 +26,6 @@ from sanic_trace.trace.events import (
     DOMAIN_SPECS,
     DOMAINS,
     default_domains,
-    domain_batch_total,
     iter_domain_batches,
     validate_domains,
 )
@@ -51,13 +51,21 @@ def db(warehouse: Path) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-def records(source: SqliteSource, domain: str, ids: list[str] = IDS, **kwargs: Any) -> list[dict[str, Any]]:
-    kwargs.setdefault("in_batch_size", 1000)
-    kwargs.setdefault("fetch_size", 1000)
+def sized(
+    source: SqliteSource, in_batch_size: int = 1000, fetch_size: int = 1000, sql_override_dir: Path | None = None
+) -> SqliteSource:
+    """The same warehouse read with other batch sizes (or an SQL override directory)."""
+    return open_warehouse(source.path, fetch_size, in_batch_size, sql_override_dir)
+
+
+def records(
+    source: SqliteSource, domain: str, ids: list[str] = IDS, on_batch_done: Any = None, **sizes: Any
+) -> list[dict[str, Any]]:
+    reader = sized(source, **sizes)
     out: list[dict[str, Any]] = []
-    for batch in iter_domain_batches(source, domain, ids, **kwargs):
+    for batch in iter_domain_batches(reader, domain, ids, on_batch_done=on_batch_done):
         out.extend(batch)
-    assert source.open_cursors == 0
+    assert reader.open_cursors == 0
     return out
 
 
@@ -190,7 +198,7 @@ def test_records_are_json_safe_and_carry_the_container(source: SqliteSource, dom
 def test_batches_never_exceed_fetch_size_and_batching_changes_nothing(source: SqliteSource, domain: str) -> None:
     expected = records(source, domain, in_batch_size=1000, fetch_size=1000)
     for in_batch_size, fetch_size in ((1, 1), (2, 2), (3, 1000), (1000, 1)):
-        batches = list(iter_domain_batches(source, domain, IDS, in_batch_size=in_batch_size, fetch_size=fetch_size))
+        batches = list(iter_domain_batches(sized(source, in_batch_size, fetch_size), domain, IDS))
         assert all(0 < len(batch) <= fetch_size for batch in batches)
         # Ids in sorted order: the per-IN-batch ORDER BY then gives one global order.
         assert [r for batch in batches for r in batch] == expected
@@ -202,23 +210,25 @@ def test_progress_is_reported_after_every_in_batch(source: SqliteSource) -> None
     got = records(source, "holds", ids, in_batch_size=1, on_batch_done=lambda done, total: calls.append((done, total)))
     assert len(got) == 1
     assert calls == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
-    assert domain_batch_total(5, 1) == 5
-    assert domain_batch_total(2001, 1000) == 3
-    assert domain_batch_total(0, 1000) == 0
-    assert list(iter_domain_batches(source, "holds", [], in_batch_size=10, fetch_size=10)) == []
+    assert batch_count(5, 1) == 5
+    assert batch_count(2001, 1000) == 3
+    assert batch_count(0, 1000) == 0
+    assert list(iter_domain_batches(sized(source, 10, 10), "holds", [])) == []
 
 
 def test_stopping_early_releases_the_cursor(source: SqliteSource) -> None:
-    batches = iter_domain_batches(source, "history", IDS, in_batch_size=1000, fetch_size=1)
+    reader = sized(source, 1000, 1)
+    batches = iter_domain_batches(reader, "history", IDS)
     first = next(batches)
     assert len(first) == 1
-    assert source.open_cursors == 1
+    assert reader.open_cursors == 1
     batches.close()
-    assert source.open_cursors == 0
+    assert reader.open_cursors == 0
 
-    for _batch in iter_domain_batches(source, "materials", IDS, in_batch_size=2, fetch_size=1):
+    reader = sized(source, 2, 1)
+    for _batch in iter_domain_batches(reader, "materials", IDS):
         break
-    assert source.open_cursors == 0
+    assert reader.open_cursors == 0
 
 
 FAIL_ON_SECOND_BATCH = """
@@ -235,12 +245,13 @@ ORDER BY R.CONTAINERID, R.REJECTHISTORYID
 def test_an_override_sql_file_makes_a_domain_fail_midway_for_real(source: SqliteSource, tmp_path: Path) -> None:
     ids = sorted([S3, T1])  # in_batch_size=1: S3 first, then T1
     (tmp_path / f"{DOMAIN_SPECS['rejects'].sql_name}.sql").write_text(FAIL_ON_SECOND_BATCH.format(target=T1))
-    batches = iter_domain_batches(source, "rejects", ids, in_batch_size=1, fetch_size=100, sql_override_dir=tmp_path)
+    reader = sized(source, 1, 100, tmp_path)
+    batches = iter_domain_batches(reader, "rejects", ids)
     first = next(batches)
     assert {r["CONTAINERID"] for r in first} == {S3}
     with pytest.raises(DatabaseError, match="malformed JSON"):
         next(batches)
-    assert source.open_cursors == 0
+    assert reader.open_cursors == 0
     # A domain without an override file in the directory keeps its packaged SQL.
     assert records(source, "holds", ids, sql_override_dir=tmp_path) == records(source, "holds", ids)
 
@@ -267,4 +278,4 @@ def test_default_domains() -> None:
 
 def test_unknown_domain_is_refused(source: SqliteSource) -> None:
     with pytest.raises(ApiError):
-        next(iter_domain_batches(source, "bogus", [S3], in_batch_size=10, fetch_size=10))
+        next(iter_domain_batches(source, "bogus", [S3]))

@@ -43,8 +43,8 @@ from sanic_trace.trace.lineage import (
 class CountingSource(SqliteSource):
     """The real SQLite source, recording how many ids each query bound (to prove IN-batching)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, fetch_size=1000, timeout_seconds=30)
+    def __init__(self, path: Path, in_batch_size: int = 1000) -> None:
+        super().__init__(path, fetch_size=1000, timeout_seconds=30, in_batch_size=in_batch_size)
         self.queries: list[int] = []
 
     def stream(
@@ -65,7 +65,7 @@ def source(warehouse: Path) -> CountingSource:
 
 
 def test_backward_follows_a_split_chain(source: CountingSource) -> None:
-    result = backward_lineage(source, [S3], in_batch_size=1000)
+    result = backward_lineage(source, [S3])
     assert result["roots"] == [S3]
     assert result["ancestors"] == {S3: sorted([R1, S1, S2])}
     assert result["parent_map"] == {S1: [R1], S2: [S1], S3: [S2]}
@@ -79,7 +79,7 @@ def test_backward_follows_a_split_chain(source: CountingSource) -> None:
 
 
 def test_backward_follows_merges_into_both_wafer_lots(source: CountingSource) -> None:
-    result = backward_lineage(source, [F1, F3], in_batch_size=1000)
+    result = backward_lineage(source, [F1, F3])
     assert result["ancestors"] == {F1: sorted([S3, S2, S1, R1, T1, R2]), F3: [R2]}
     assert result["merge_edges"] == {F1: sorted([S3, T1]), F3: [R2]}
     assert result["parent_map"][F1] == sorted([S3, T1])
@@ -91,31 +91,31 @@ def test_backward_follows_merges_into_both_wafer_lots(source: CountingSource) ->
 
 
 def test_cycles_terminate(source: CountingSource) -> None:
-    result = backward_lineage(source, [X3, M1], in_batch_size=1000)
+    result = backward_lineage(source, [X3, M1])
     assert result["ancestors"] == {X3: sorted([X1, X2]), M1: [M2]}
     assert result["parent_map"] == {X1: [X2], X2: [X1], X3: [X2], M1: [M2], M2: [M1]}
     # No root: every container of X3's family has a parent; the smallest FIRSTNAME of the family.
     assert result["seed_roots"] == {X3: "WAF-X1", M1: "WAF-M"}
-    forward = forward_lineage(source, [X1], in_batch_size=1000)
+    forward = forward_lineage(source, [X1])
     assert forward["children_map"] == {X1: [X2], X2: sorted([X1, X3])}
     assert forward["total_nodes"] == 3
 
 
 def test_depth_is_capped_at_20_levels(source: CountingSource) -> None:
     assert MAX_DEPTH == 20
-    result = backward_lineage(source, [DEEP[25]], in_batch_size=1000)
+    result = backward_lineage(source, [DEEP[25]])
     assert result["ancestors"][DEEP[25]] == sorted(DEEP[5:25])
     assert DEEP[4] not in result["names"] and DEEP[5] in result["names"]
     assert DEEP[5] not in result["parent_map"]
     assert result["total_nodes"] == 21
-    forward = forward_lineage(source, [DEEP[0]], in_batch_size=1000)
+    forward = forward_lineage(source, [DEEP[0]])
     assert lineage_container_ids(forward) == DEEP[:21]
-    shallow = backward_lineage(source, [DEEP[25]], in_batch_size=1000, max_depth=3)
+    shallow = backward_lineage(source, [DEEP[25]], max_depth=3)
     assert shallow["ancestors"][DEEP[25]] == DEEP[22:25]
 
 
 def test_forward_reaches_finished_lots_and_their_serials(source: CountingSource) -> None:
-    result = forward_lineage(source, [R1, T1, F1], in_batch_size=1000)
+    result = forward_lineage(source, [R1, T1, F1])
     assert result["roots"] == [R1, T1, F1]
     assert result["children_map"] == {R1: [S1], S1: [S2], S2: sorted([S3, F2]), S3: [F1], T1: [F1]}
     assert result["leaf_serials"] == {R1: ["SN-0001", "SN-0002"], T1: ["SN-0001"], F1: []}
@@ -126,9 +126,9 @@ def test_forward_reaches_finished_lots_and_their_serials(source: CountingSource)
 def test_in_batch_size_changes_queries_not_results(source: CountingSource, warehouse: Path) -> None:
     seeds = [F1, X3, DEEP[25], M1, S2, T1, cid(0xdead)]
     for build in (backward_lineage, forward_lineage):
-        wide_source, narrow_source = CountingSource(warehouse), CountingSource(warehouse)
-        wide = build(wide_source, seeds, in_batch_size=1000)
-        narrow = build(narrow_source, seeds, in_batch_size=2)
+        wide_source, narrow_source = CountingSource(warehouse), CountingSource(warehouse, in_batch_size=2)
+        wide = build(wide_source, seeds)
+        narrow = build(narrow_source, seeds)
         assert narrow == wide
         assert set(wide_source.queries) == {1000} and set(narrow_source.queries) == {2}
         assert len(narrow_source.queries) > len(wide_source.queries)
@@ -138,15 +138,15 @@ def test_in_batch_size_changes_queries_not_results(source: CountingSource, wareh
 
 def test_unknown_and_duplicate_seeds(source: CountingSource) -> None:
     unknown = cid(0xdead)
-    result = backward_lineage(source, [unknown, " ", S1, S1], in_batch_size=1000)
+    result = backward_lineage(source, [unknown, " ", S1, S1])
     assert result["roots"] == [unknown, S1]
     assert result["ancestors"] == {unknown: [], S1: [R1]}
     assert result["seed_roots"] == {unknown: None, S1: "WAF-A"}
-    assert backward_lineage(source, [], in_batch_size=1000)["total_nodes"] == 0
+    assert backward_lineage(source, [])["total_nodes"] == 0
 
 
 def test_a_seed_that_is_another_seeds_ancestor(source: CountingSource) -> None:
-    result = backward_lineage(source, [S3, S1], in_batch_size=1000)
+    result = backward_lineage(source, [S3, S1])
     assert result["ancestors"] == {S3: sorted([R1, S1, S2]), S1: [R1]}
     assert result["total_ancestor_count"] == 3
 

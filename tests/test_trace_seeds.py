@@ -36,7 +36,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> SqliteSource:
 
 
 def resolve(source: SqliteSource, profile: str, params: dict[str, Any], in_batch_size: int = 1000) -> dict[str, Any]:
-    return resolve_seeds(source, profile, params, in_batch_size=in_batch_size, msd_max_range_days=MAX_DAYS)
+    reader = open_warehouse(source.path, in_batch_size=in_batch_size)
+    return resolve_seeds(reader, profile, params, msd_max_range_days=MAX_DAYS)
 
 
 def ids(result: dict[str, Any]) -> list[str]:

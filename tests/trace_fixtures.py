@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sanic_trace.db.sqlite_source import SqliteSource
+from sanic_trace.sql import SqlLibrary
 
 SCHEMA_SQL = Path(__file__).resolve().parent.parent / "sanic_trace" / "demo" / "schema.sql"
 
@@ -178,8 +179,10 @@ class WarehouseBuilder:
         return self.path
 
 
-def open_warehouse(path: str | Path, fetch_size: int = 1000) -> SqliteSource:
-    return SqliteSource(path, fetch_size, timeout_seconds=30)
+def open_warehouse(
+    path: str | Path, fetch_size: int = 1000, in_batch_size: int = 1000, sql_override_dir: Path | None = None
+) -> SqliteSource:
+    return SqliteSource(path, fetch_size, 30, in_batch_size, SqlLibrary(sql_override_dir))
 
 
 # --- the standard scenario -----------------------------------------------------------------

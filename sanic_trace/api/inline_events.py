@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import ujson
@@ -24,19 +23,9 @@ from sanic import Request
 from sanic_trace.api.cache import CacheWriter
 from sanic_trace.errors import classify_exception
 from sanic_trace.trace import events
+from sanic_trace.trace.events import EventsRequest
 
 log = logging.getLogger("sanic_trace.events")
-
-
-@dataclass
-class EventsRequest:
-    profile: str
-    container_ids: list[str]
-    domains: list[str]
-    params: dict[str, Any]
-
-    def cache_material(self) -> dict[str, Any]:
-        return {"profile": self.profile, "ids": self.container_ids, "domains": self.domains, "params": self.params}
 
 
 # Records per encoded piece. A fetchmany batch (DB_FETCHMANY_SIZE rows) is encoded in pieces of
@@ -63,15 +52,7 @@ def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
 
 
 def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
-    settings = request.app.ctx.settings
-    return events.iter_domain_batches(
-        request.app.ctx.source,
-        domain,
-        req.container_ids,
-        in_batch_size=settings.db_in_batch_size,
-        fetch_size=settings.db_fetchmany_size,
-        sql_override_dir=settings.sql_override_dir or None,
-    )
+    return events.iter_domain_batches(request.app.ctx.source, domain, req.container_ids)
 
 
 async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None) -> None:

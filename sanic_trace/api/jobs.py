@@ -16,7 +16,6 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from jobs import JobKeys, MemoryPressure, QueueFull, RedisUnavailable, aio, is_valid_job_id
-from sanic_trace.api.inline_events import EventsRequest
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.api.sink import Sink
 from sanic_trace.errors import ApiError
@@ -31,8 +30,7 @@ from sanic_trace.results.reader import (
     read_index,
     whole_body,
 )
-from sanic_trace.trace.events import DOMAINS
-from sanic_trace.trace.job import build_payload
+from sanic_trace.trace.events import DOMAINS, EventsRequest
 
 log = logging.getLogger("sanic_trace.jobs_api")
 
@@ -43,7 +41,7 @@ bp = Blueprint("trace_jobs", url_prefix="/api/trace/job")
 async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse | None:
     """202 with the job's URLs; None when the job path is unavailable and inline is allowed."""
     settings = request.app.ctx.settings
-    payload = build_payload(settings, req.profile, req.container_ids, req.domains, req.params)
+    payload = req.to_payload()
     try:
         job_id = await aio.submit(request.app.ctx.redis, request.app.ctx.pool_config, TRACE_EVENTS_KIND, payload)
     except QueueFull as exc:

@@ -10,10 +10,11 @@ from sanic.response import HTTPResponse, raw
 
 from sanic_trace.api import body as bodies
 from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached, store
-from sanic_trace.api.inline_events import EventsRequest, cut_off, stream_inline
+from sanic_trace.api.inline_events import cut_off, stream_inline
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.errors import ApiError
 from sanic_trace.trace import events, lineage, seeds
+from sanic_trace.trace.events import EventsRequest
 from sanic_trace.trace.params import check_params, check_profile, string_list
 
 bp = Blueprint("trace", url_prefix="/api/trace")
@@ -76,12 +77,7 @@ async def seed_resolve(request: Request) -> HTTPResponse | None:
 
     def compute() -> dict[str, Any]:
         return seeds.resolve_seeds(
-            request.app.ctx.source,
-            profile,
-            params,
-            in_batch_size=settings.db_in_batch_size,
-            msd_max_range_days=settings.msd_max_range_days,
-            sql_override_dir=settings.sql_override_dir or None,
+            request.app.ctx.source, profile, params, msd_max_range_days=settings.msd_max_range_days
         )
 
     return await _cached_json(request, "seed-resolve", material, compute)
@@ -100,12 +96,7 @@ async def lineage_stage(request: Request) -> HTTPResponse | None:
     build = lineage.backward_lineage if direction == "backward" else lineage.forward_lineage
 
     def compute() -> dict[str, Any]:
-        return build(
-            request.app.ctx.source,
-            ids,
-            in_batch_size=settings.db_in_batch_size,
-            sql_override_dir=settings.sql_override_dir or None,
-        )
+        return build(request.app.ctx.source, ids)
 
     return await _cached_json(request, "lineage", material, compute)
 

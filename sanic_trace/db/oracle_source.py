@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import oracledb
 
+from sanic_trace.db.batching import ORACLE_MAX_IN_LIST
 from sanic_trace.db.errors import DatabaseError, DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.source import DataSource
+from sanic_trace.db.url import OracleUrl
+from sanic_trace.sql import SqlLibrary
 
 # Oracle error codes (full_code of oracledb errors) that mean "the call ran out of time":
 # ORA-01013 user requested cancel (the server side of call_timeout), DPY-4024 thin-mode
@@ -23,33 +24,6 @@ from sanic_trace.db.source import DataSource
 TIMEOUT_CODES = frozenset({"ORA-01013", "DPY-4024", "DPI-1067", "DPI-1080"})
 # Codes that mean "the database cannot be reached".
 UNAVAILABLE_PREFIXES = ("DPY-6", "DPY-4011", "ORA-12541", "ORA-12514", "ORA-12170", "ORA-03113", "ORA-03114")
-
-
-@dataclass(frozen=True)
-class OracleParams:
-    user: str
-    password: str
-    host: str
-    port: int
-    service: str
-
-    @property
-    def dsn(self) -> str:
-        return f"{self.host}:{self.port}/{self.service}"
-
-
-def parse_oracle_url(url: str) -> OracleParams:
-    """oracle://USER:PASSWORD@HOST:PORT/SERVICE (user and password percent-encoded)."""
-    parts = urlsplit(url)
-    if parts.scheme != "oracle" or not parts.hostname or not parts.username or not parts.path.strip("/"):
-        raise ValueError("expected oracle://USER:PASSWORD@HOST:PORT/SERVICE")
-    return OracleParams(
-        user=unquote(parts.username),
-        password=unquote(parts.password or ""),
-        host=parts.hostname,
-        port=parts.port or 1521,
-        service=parts.path.strip("/"),
-    )
 
 
 def classify_oracle_error(exc: BaseException) -> DatabaseError:
@@ -68,17 +42,23 @@ def classify_oracle_error(exc: BaseException) -> DatabaseError:
 class OracleSource(DataSource):
     name = "oracle"
 
-    def __init__(self, params: OracleParams, fetch_size: int, timeout_seconds: float, pool_min: int, pool_max: int):
-        super().__init__(fetch_size, timeout_seconds)
+    def __init__(
+        self,
+        params: OracleUrl,
+        fetch_size: int,
+        timeout_seconds: float,
+        in_batch_size: int = ORACLE_MAX_IN_LIST,
+        sql: SqlLibrary | None = None,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 8,
+    ) -> None:
+        super().__init__(fetch_size, timeout_seconds, in_batch_size, sql)
         self.params = params
         self.pool_min = pool_min
         self.pool_max = pool_max
         self._pool: oracledb.ConnectionPool | None = None
         self._pool_lock = threading.Lock()
-
-    @classmethod
-    def from_url(cls, url: str, fetch_size: int, timeout_seconds: float, pool_min: int, pool_max: int) -> OracleSource:
-        return cls(parse_oracle_url(url), fetch_size, timeout_seconds, pool_min, pool_max)
 
     def pool_arguments(self) -> dict[str, Any]:
         """What the pool is created with (thin mode); separate so it can be checked without a server."""

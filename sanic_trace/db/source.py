@@ -10,7 +10,14 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sanic_trace.db.batching import ORACLE_MAX_IN_LIST
+from sanic_trace.db.url import SqliteUrl, parse_db_url
+from sanic_trace.sql import SqlLibrary
+
+if TYPE_CHECKING:
+    from sanic_trace.settings import Settings
 
 Batch = tuple[list[str], list[Sequence[Any]]]
 
@@ -20,9 +27,19 @@ class DataSource(ABC):
 
     name: str = "abstract"
 
-    def __init__(self, fetch_size: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        fetch_size: int,
+        timeout_seconds: float,
+        in_batch_size: int = ORACLE_MAX_IN_LIST,
+        sql: SqlLibrary | None = None,
+    ) -> None:
         self.fetch_size = fetch_size
         self.timeout_seconds = timeout_seconds
+        # Ids per bound IN-list of every id query through this source (DB_IN_BATCH_SIZE, ≤ 1000).
+        self.in_batch_size = in_batch_size
+        # Every query is loaded through here: the packaged SQL or, for fault injection, an override.
+        self.sql = sql or SqlLibrary()
         # Cursors currently open through stream(); tests check that early stops release them.
         self._open_cursors = 0
         self._lock = threading.Lock()
@@ -82,14 +99,20 @@ class DataSource(ABC):
         """Release pooled resources (a no-op for sources without a pool)."""
 
 
-def open_source(url: str, fetch_size: int, timeout_seconds: float, pool_min: int = 1, pool_max: int = 8) -> DataSource:
-    """Build the data source a TRACE_DB_URL names."""
-    if url.startswith("sqlite:///"):
+def open_source(settings: Settings) -> DataSource:
+    """The data source TRACE_DB_URL names, with every database setting applied."""
+    target = parse_db_url(settings.db_url)
+    sql = SqlLibrary(settings.sql_override_dir or None)
+    common = {
+        "fetch_size": settings.db_fetchmany_size,
+        "timeout_seconds": settings.db_query_timeout_seconds,
+        "in_batch_size": settings.db_in_batch_size,
+        "sql": sql,
+    }
+    if isinstance(target, SqliteUrl):
         from sanic_trace.db.sqlite_source import SqliteSource
 
-        return SqliteSource(url[len("sqlite:///") :], fetch_size, timeout_seconds)
-    if url.startswith("oracle://"):
-        from sanic_trace.db.oracle_source import OracleSource
+        return SqliteSource(target.path, **common)
+    from sanic_trace.db.oracle_source import OracleSource
 
-        return OracleSource.from_url(url, fetch_size, timeout_seconds, pool_min, pool_max)
-    raise ValueError(f"unsupported TRACE_DB_URL scheme: {url.split(':', 1)[0]}")
+    return OracleSource(target, pool_min=settings.db_pool_min, pool_max=settings.db_pool_max, **common)

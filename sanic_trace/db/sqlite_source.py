@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sanic_trace.db.batching import ORACLE_MAX_IN_LIST
 from sanic_trace.db.errors import DatabaseError, DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.source import DataSource
+from sanic_trace.sql import SqlLibrary
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -51,8 +53,15 @@ class SqliteSource(DataSource):
     name = "sqlite"
     ping_sql = "SELECT 1 AS ONE"
 
-    def __init__(self, path: str | os.PathLike[str], fetch_size: int, timeout_seconds: float) -> None:
-        super().__init__(fetch_size, timeout_seconds)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fetch_size: int,
+        timeout_seconds: float,
+        in_batch_size: int = ORACLE_MAX_IN_LIST,
+        sql: SqlLibrary | None = None,
+    ) -> None:
+        super().__init__(fetch_size, timeout_seconds, in_batch_size, sql)
         self.path = Path(path)
 
     def _acquire(self) -> sqlite3.Connection:

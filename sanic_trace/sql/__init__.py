@@ -31,14 +31,29 @@ def _packaged(name: str) -> str:
     return _statement((SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"))
 
 
-def load_sql(name: str, override_dir: SqlDir = None) -> str:
-    """The text of query `name`: `override_dir/<name>.sql` when that file exists, else sql/<name>.sql."""
-    if override_dir:
-        path = Path(override_dir) / f"{name}.sql"
-        if path.is_file():
-            # Read on every call, not cached: tests write the file just before the request.
-            return _statement(path.read_text(encoding="utf-8"))
+def load_sql(name: str) -> str:
+    """The packaged text of query `name` (sql/<name>.sql)."""
     return _packaged(name)
+
+
+class SqlLibrary:
+    """Where a data source takes its queries from: the packaged SQL, or an override file of the same name.
+
+    The one place the fault-injection hook (TRACE_SQL_OVERRIDE_DIR) acts: a data source is built
+    with its library (db.source.open_source), and every query is loaded through it.
+    """
+
+    def __init__(self, override_dir: SqlDir = None) -> None:
+        self.override_dir = Path(override_dir) if override_dir else None
+
+    def load(self, name: str) -> str:
+        """`override_dir/<name>.sql` when that file exists, else the packaged sql/<name>.sql."""
+        if self.override_dir is not None:
+            path = self.override_dir / f"{name}.sql"
+            if path.is_file():
+                # Read on every call, not cached: tests write the file just before the request.
+                return _statement(path.read_text(encoding="utf-8"))
+        return _packaged(name)
 
 
 def sql_names() -> list[str]:

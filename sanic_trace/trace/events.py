@@ -6,23 +6,22 @@ never holds more than one fetchmany batch. The inline HTTP path and the job chil
 consume it, so both produce the same records in the same order (every domain query orders by
 CONTAINERID, then time, then a unique id, within each IN-batch).
 
-A domain's SQL is `sanic_trace/sql/<DomainSpec.sql_name>.sql`; `sql_override_dir` (the
-TRACE_SQL_OVERRIDE_DIR setting) may hold a file of the same name that replaces it — how the
-HTTP tests make a domain fail midway against a real database (see tests/test_trace_events.py).
+A domain's SQL is `sanic_trace/sql/<DomainSpec.sql_name>.sql`, loaded through the source's
+SqlLibrary: with TRACE_SQL_OVERRIDE_DIR a file of the same name replaces it — how the HTTP tests
+make a domain fail midway against a real database (see tests/test_trace_events.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sanic_trace.db.batching import batch_count, in_batches
 from sanic_trace.db.source import DataSource
 from sanic_trace.errors import ApiError
-from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.lineage import lineage_direction
 from sanic_trace.trace.params import invalid
 from sanic_trace.trace.queries import stream_in_batch
@@ -46,6 +45,32 @@ def _hold_hours(columns: dict[str, Sequence[Any]]) -> dict[str, list[Any]]:
         else:
             hours.append(None)
     return {"HOLD_HOURS": hours}
+
+
+@dataclass(frozen=True)
+class EventsRequest:
+    """A validated, normalised events request: what the inline path serves and a job carries."""
+
+    profile: str
+    container_ids: list[str]
+    domains: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def cache_material(self) -> dict[str, Any]:
+        return {"profile": self.profile, "ids": self.container_ids, "domains": self.domains, "params": self.params}
+
+    def to_payload(self) -> dict[str, Any]:
+        """The job payload (JSON): only the request — how to run it is the running host's settings."""
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> EventsRequest:
+        return cls(
+            profile=payload["profile"],
+            container_ids=list(payload["container_ids"]),
+            domains=list(payload["domains"]),
+            params=dict(payload.get("params") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -87,22 +112,14 @@ def default_domains(profile: str, params: Mapping[str, Any] | None = None) -> li
     raise ApiError("INVALID_PROFILE", f"unknown profile {profile!r}")
 
 
-def domain_batch_total(n_ids: int, in_batch_size: int) -> int:
-    """How many IN-batches (so on_batch_done calls) a domain runs for n_ids ids."""
-    return batch_count(n_ids, in_batch_size)
-
-
 def iter_domain_batches(
     source: DataSource,
     domain: str,
     container_ids: Sequence[str],
     *,
-    in_batch_size: int,
-    fetch_size: int,
     on_batch_done: Callable[[int, int], None] | None = None,
-    sql_override_dir: SqlDir = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield lists of at most `fetch_size` JSON-safe records (each with CONTAINERID) of `domain`.
+    """Yield lists of at most the source's fetch size JSON-safe records (each with CONTAINERID) of `domain`.
 
     `container_ids` are used as given (normalised by the caller: a duplicate id would repeat
     records). `on_batch_done(done, total)` runs after each IN-batch, also one without rows.
@@ -112,11 +129,11 @@ def iter_domain_batches(
     spec = DOMAIN_SPECS.get(domain)
     if spec is None:
         invalid(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
-    sql = load_sql(spec.sql_name, sql_override_dir)
-    total = domain_batch_total(len(container_ids), in_batch_size)
-    for done, batch in enumerate(in_batches(container_ids, in_batch_size), start=1):
+    sql = source.sql.load(spec.sql_name)
+    total = batch_count(len(container_ids), source.in_batch_size)
+    for done, batch in enumerate(in_batches(container_ids, source.in_batch_size), start=1):
         # closing(): a consumer that stops mid-batch must not leave the cursor to the GC.
-        with closing(stream_in_batch(source, sql, batch, pad_to=in_batch_size, fetch_size=fetch_size)) as stream:
+        with closing(stream_in_batch(source, sql, batch)) as stream:
             for columns, rows in stream:
                 yield build_records(columns, rows, spec.derive)
         if on_batch_done is not None:

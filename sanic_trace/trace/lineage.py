@@ -28,7 +28,6 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches, normalise_ids
 from sanic_trace.db.source import DataSource
-from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.params import DIRECTIONS, choice
 from sanic_trace.trace.queries import column_index, stream_in_batch
 
@@ -69,12 +68,11 @@ EdgeReader = Callable[[Sequence[str], Sequence[Sequence[Any]], list[str]], None]
 class _Walk:
     """Breadth-first walk from the seeds: per level, one nodes query and one edges query per IN-batch."""
 
-    def __init__(self, source: DataSource, seeds: list[str], in_batch_size: int, max_depth: int, sql_dir: SqlDir):
+    def __init__(self, source: DataSource, seeds: list[str], max_depth: int):
         self.source = source
         self.seeds = seeds
-        self.in_batch_size = in_batch_size
         self.max_depth = max_depth
-        self.nodes_sql = load_sql("lineage_nodes", sql_dir)
+        self.nodes_sql = source.sql.load("lineage_nodes")
         self.seen: set[str] = set(seeds)
         self.names: dict[str, str] = {}
         self.firstnames: dict[str, str] = {}
@@ -94,10 +92,10 @@ class _Walk:
             # The last level is still read for names and wafer lots, but not expanded.
             expand = depth < self.max_depth
             discovered: list[str] = []
-            for batch in in_batches(frontier, self.in_batch_size):
+            for batch in in_batches(frontier, self.source.in_batch_size):
                 self._read_nodes(batch, discovered if expand and follow_split_parents else None)
                 if expand:
-                    for columns, rows in stream_in_batch(self.source, edge_sql, batch, pad_to=self.in_batch_size):
+                    for columns, rows in stream_in_batch(self.source, edge_sql, batch):
                         read_edges(columns, rows, discovered)
             # Sorted so that a level's batches (and so its queries) do not depend on row order.
             frontier = sorted(discovered)
@@ -105,7 +103,7 @@ class _Walk:
 
     def _read_nodes(self, batch: Sequence[str], split_parents: list[str] | None) -> None:
         """Names and wafer lots of a batch; with `split_parents`, also follow SPLITFROMID upwards."""
-        for columns, rows in stream_in_batch(self.source, self.nodes_sql, batch, pad_to=self.in_batch_size):
+        for columns, rows in stream_in_batch(self.source, self.nodes_sql, batch):
             i_id, i_name, i_first, i_split = column_index(
                 columns, "CONTAINERID", "CONTAINERNAME", "FIRSTNAME", "SPLITFROMID"
             )
@@ -123,13 +121,11 @@ def backward_lineage(
     source: DataSource,
     container_ids: Iterable[str],
     *,
-    in_batch_size: int,
     max_depth: int = MAX_DEPTH,
-    sql_override_dir: SqlDir = None,
 ) -> dict[str, Any]:
     """Ancestors of the seeds through split parents and merge sources (see the module doc)."""
     seeds = normalise_ids(container_ids)
-    walk = _Walk(source, seeds, in_batch_size, max_depth, sql_override_dir)
+    walk = _Walk(source, seeds, max_depth)
     merges: dict[str, set[str]] = {}
 
     def read_merges(columns: Sequence[str], rows: Sequence[Sequence[Any]], discovered: list[str]) -> None:
@@ -138,7 +134,7 @@ def backward_lineage(
             merges.setdefault(row[i_lot], set()).add(row[i_source])
             walk.add_edge(row[i_lot], row[i_source], discovered)
 
-    walk.run(load_sql("lineage_merge_sources", sql_override_dir), read_merges, follow_split_parents=True)
+    walk.run(source.sql.load("lineage_merge_sources"), read_merges, follow_split_parents=True)
     parents = walk.edges
     ancestors = {seed: _reachable(seed, parents, max_depth) for seed in seeds}
     every_ancestor: set[str] = set()
@@ -160,13 +156,11 @@ def forward_lineage(
     source: DataSource,
     container_ids: Iterable[str],
     *,
-    in_batch_size: int,
     max_depth: int = MAX_DEPTH,
-    sql_override_dir: SqlDir = None,
 ) -> dict[str, Any]:
     """Descendants of the seeds through split children and merges into finished lots."""
     seeds = normalise_ids(container_ids)
-    walk = _Walk(source, seeds, in_batch_size, max_depth, sql_override_dir)
+    walk = _Walk(source, seeds, max_depth)
     serials: dict[str, str] = {}  # finished lot → its serial number (FINISHEDNAME)
 
     def read_children(columns: Sequence[str], rows: Sequence[Sequence[Any]], discovered: list[str]) -> None:
@@ -176,7 +170,7 @@ def forward_lineage(
             if row[i_serial] is not None:
                 serials[row[i_child]] = row[i_serial]
 
-    walk.run(load_sql("lineage_children", sql_override_dir), read_children, follow_split_parents=False)
+    walk.run(source.sql.load("lineage_children"), read_children, follow_split_parents=False)
     children = walk.edges
     leaf_serials = {
         seed: sorted({serials[c] for c in _reachable(seed, children, max_depth) if c in serials}) for seed in seeds

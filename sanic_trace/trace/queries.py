@@ -16,16 +16,16 @@ def stream_in_batch(
     sql: str,
     batch: Sequence[str],
     *,
-    pad_to: int,
     fetch_size: int | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> Iterator[Batch]:
     """Yield `(columns, rows)` fetchmany batches of `sql` with `IN (:ids)` bound to `batch`.
 
-    Padding every batch to `pad_to` ids keeps one SQL text per query, so Oracle parses it once.
+    Padding every batch to the source's IN-batch size keeps one SQL text per query, so Oracle
+    parses it once.
     `yield from` forwards close(): stopping early closes the cursor of the inner stream.
     """
-    text, binds = bind_in_list(sql, IDS_BIND, batch, pad_to=pad_to)
+    text, binds = bind_in_list(sql, IDS_BIND, batch, pad_to=source.in_batch_size)
     if params:
         binds.update(params)
     yield from source.stream(text, binds, fetch_size)

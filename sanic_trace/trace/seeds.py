@@ -17,7 +17,6 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches
 from sanic_trace.db.source import DataSource
-from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.params import (
     DIRECTIONS,
     check_params,
@@ -74,9 +73,7 @@ def resolve_seeds(
     profile: str,
     params: Mapping[str, Any] | None,
     *,
-    in_batch_size: int,
     msd_max_range_days: int,
-    sql_override_dir: SqlDir = None,
 ) -> dict[str, Any]:
     """`{"seeds": [...], "seed_count": N, "not_found": [input values that matched nothing]}`.
 
@@ -86,12 +83,10 @@ def resolve_seeds(
     """
     request = validate_seed_request(profile, params, msd_max_range_days)
     if request.get("mode") == "date_range":
-        check_station(request["station"], read_station_groups(source, sql_override_dir))
-        seeds = _station_seeds(source, request, sql_override_dir)
+        check_station(request["station"], read_station_groups(source))
+        seeds = _station_seeds(source, request)
         return {"seeds": seeds, "seed_count": len(seeds), "not_found": []}
-    return _resolve_values(
-        source, request["resolve_type"], request["values"], in_batch_size=in_batch_size, sql_dir=sql_override_dir
-    )
+    return _resolve_values(source, request["resolve_type"], request["values"])
 
 
 def _seed(container_id: str, name: str | None) -> dict[str, Any]:
@@ -154,13 +149,11 @@ def _date(value: Any, field: str) -> date:
         invalid(f"{field} is not a valid date: {value!r}")
 
 
-def _resolve_values(
-    source: DataSource, resolve_type: str, values: list[str], *, in_batch_size: int, sql_dir: SqlDir
-) -> dict[str, Any]:
-    sql = load_sql(RESOLVE_SQL[resolve_type], sql_dir)
+def _resolve_values(source: DataSource, resolve_type: str, values: list[str]) -> dict[str, Any]:
+    sql = source.sql.load(RESOLVE_SQL[resolve_type])
     matches: dict[str, list[tuple[str, str | None]]] = {}
-    for batch in in_batches(values, in_batch_size):
-        for columns, rows in stream_in_batch(source, sql, batch, pad_to=in_batch_size):
+    for batch in in_batches(values, source.in_batch_size):
+        for columns, rows in stream_in_batch(source, sql, batch):
             i_value, i_id, i_name = column_index(columns, "MATCH_VALUE", "CONTAINERID", "CONTAINERNAME")
             for row in rows:
                 matches.setdefault(row[i_value], []).append((row[i_id], row[i_name]))
@@ -179,13 +172,13 @@ def _resolve_values(
     return {"seeds": seeds, "seed_count": len(seeds), "not_found": not_found}
 
 
-def _station_seeds(source: DataSource, request: Mapping[str, Any], sql_dir: SqlDir) -> list[dict[str, Any]]:
+def _station_seeds(source: DataSource, request: Mapping[str, Any]) -> list[dict[str, Any]]:
     start = datetime.combine(date.fromisoformat(request["start_date"]), time())
     # The end date is inclusive: the window runs to the next midnight, exclusive.
     end = datetime.combine(date.fromisoformat(request["end_date"]), time()) + timedelta(days=1)
     binds = {"start_time": start, "end_time": end, "station": request["station"]}
     seeds: list[dict[str, Any]] = []
-    for columns, rows in source.stream(load_sql(MSD_STATION_SQL, sql_dir), binds):
+    for columns, rows in source.stream(source.sql.load(MSD_STATION_SQL), binds):
         i_id, i_name = column_index(columns, "CONTAINERID", "CONTAINERNAME")
         seeds.extend(_seed(row[i_id], row[i_name]) for row in rows)
     return seeds

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sanic_trace.db.source import DataSource
-from sanic_trace.sql import SqlDir, load_sql
 from sanic_trace.trace.params import invalid
 from sanic_trace.trace.queries import column_index
 
@@ -25,11 +24,11 @@ class StationGroup:
     workcenters: tuple[str, ...]
 
 
-def read_station_groups(source: DataSource, sql_dir: SqlDir = None) -> list[StationGroup]:
+def read_station_groups(source: DataSource) -> list[StationGroup]:
     """Every station group with its work centers, in route order."""
     order: dict[str, int] = {}
     workcenters: dict[str, list[str]] = {}
-    for columns, rows in source.stream(load_sql(STATION_GROUPS_SQL, sql_dir)):
+    for columns, rows in source.stream(source.sql.load(STATION_GROUPS_SQL)):
         i_group, i_seq, i_wc = column_index(columns, "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP", "WORKCENTERNAME")
         for row in rows:
             group = row[i_group]

@@ -24,7 +24,6 @@ import ujson
 
 from sanic_trace.db.batching import bind_in_list, in_batches
 from sanic_trace.db.source import DataSource, open_source
-from sanic_trace.sql import load_sql
 from sanic_trace.trace.events import DOMAIN_SPECS
 from sanic_trace.trace.queries import IDS_BIND
 from sanic_trace.trace.records import build_records
@@ -51,19 +50,21 @@ def _fetchall(source: DataSource, sql: str, batch: Sequence[str], pad_to: int) -
 
 
 def run_baseline(task: dict[str, Any]) -> dict[str, Any]:
-    """Read everything, group, flatten, then store; `task` is a job payload plus redis_url, key_prefix, ttl_s."""
+    """Read everything, group, flatten, then store.
+
+    `task` is a job payload plus settings, redis_url, key_prefix, ttl_s.
+    """
     started = time.perf_counter()
-    db = task["db"]
-    source = open_source(db["url"], db["fetch_size"], db["timeout_seconds"])
+    source = open_source(task["settings"])
     held: list[Any] = []  # every copy the route kept alive until the end
     flattened: dict[str, list[dict[str, Any]]] = {}
     try:
         for domain in task["domains"]:
             spec = DOMAIN_SPECS[domain]
-            sql = load_sql(spec.sql_name, db["sql_override_dir"])
+            sql = source.sql.load(spec.sql_name)
             accumulated: list[dict[str, Any]] = []
-            for batch in in_batches(task["container_ids"], db["in_batch_size"]):
-                columns, rows = _fetchall(source, sql, batch, db["in_batch_size"])
+            for batch in in_batches(task["container_ids"], source.in_batch_size):
+                columns, rows = _fetchall(source, sql, batch, source.in_batch_size)
                 accumulated.extend(build_records(columns, rows, spec.derive))
             grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for record in accumulated:
@@ -75,7 +76,7 @@ def run_baseline(task: dict[str, Any]) -> dict[str, Any]:
     fetched = time.perf_counter()
 
     client = redis.Redis.from_url(task["redis_url"])
-    chunk_size = task["chunk_size"]
+    chunk_size = task["settings"].stream_batch_size
     chunks = 0
     try:
         for domain, records in flattened.items():

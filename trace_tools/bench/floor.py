@@ -11,23 +11,21 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches
 from sanic_trace.db.source import open_source
-from sanic_trace.sql import load_sql
 from sanic_trace.trace.events import DOMAIN_SPECS
 from sanic_trace.trace.queries import stream_in_batch
 
 
 def run_floor(task: dict[str, Any]) -> dict[str, Any]:
-    """Count the rows of each domain; `task` is a trace job payload (trace.job.build_payload)."""
+    """Count the rows of each domain; `task` is a trace job payload plus the `settings` to read with."""
     started = time.perf_counter()
-    db = task["db"]
-    source = open_source(db["url"], db["fetch_size"], db["timeout_seconds"])
+    source = open_source(task["settings"])
     counts: dict[str, int] = {}
     try:
         for domain in task["domains"]:
-            sql = load_sql(DOMAIN_SPECS[domain].sql_name, db["sql_override_dir"])
+            sql = source.sql.load(DOMAIN_SPECS[domain].sql_name)
             rows_seen = 0
-            for batch in in_batches(task["container_ids"], db["in_batch_size"]):
-                stream = stream_in_batch(source, sql, batch, pad_to=db["in_batch_size"], fetch_size=db["fetch_size"])
+            for batch in in_batches(task["container_ids"], source.in_batch_size):
+                stream = stream_in_batch(source, sql, batch)
                 for _columns, rows in stream:
                     rows_seen += len(rows)
             counts[domain] = rows_seen

@@ -22,7 +22,7 @@ from jobs import PoolConfig, cancel, get_status, submit
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
-from sanic_trace.trace.job import build_payload
+from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench.load_clients import stream_clients
 from trace_tools.bench.streams import chunk_keys, drain_stream, get_loop, read_stream
 
@@ -62,7 +62,7 @@ class JobSubmitter:
         self.job_ids: list[str] = []
 
     def submit(self, profile: str, ids: list[str], domains: list[str]) -> str:
-        payload = build_payload(self.settings, profile, ids, domains, {})
+        payload = EventsRequest(profile, ids, domains).to_payload()
         job_id = submit(self.client, self.config, TRACE_EVENTS_KIND, payload)
         self.job_ids.append(job_id)
         return job_id

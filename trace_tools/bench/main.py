@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from sanic_trace.settings import Settings, SettingsError, load_settings
-from sanic_trace.trace.job import build_payload
+from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench import warehouse
 from trace_tools.bench.baseline import run_baseline
 from trace_tools.bench.children import ChildFailed, run_in_child
@@ -143,7 +143,7 @@ def _run_case(
     plan: Plan, settings: Settings, runner: PoolRunner, client: redis.Redis, ids: list[str], domains: list[str]
 ) -> dict[str, Any]:
     profile = profile_for(domains)
-    payload = build_payload(settings, profile, ids, domains, {})
+    payload = {**EventsRequest(profile, ids, domains).to_payload(), "settings": settings}
     traces: dict[str, RssTrace] = {}
     variants: dict[str, dict[str, Any]] = {}
 
@@ -187,7 +187,7 @@ def _profile(plan: Plan, settings: Settings, ids: list[str], domains: list[str])
 
     task = {
         "config": pool_config(settings),
-        "payload": build_payload(settings, profile_for(domains), ids, domains, {}),
+        "payload": EventsRequest(profile_for(domains), ids, domains).to_payload(),
         "top": 25,
     }
     started = time.perf_counter()

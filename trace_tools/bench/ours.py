@@ -2,7 +2,7 @@
 
 The supervisor is the service's own (`jobs.Supervisor` on a thread of the bench, configured by
 `sanic_trace.pool.pool_config(settings)`); the job is submitted exactly as the API submits it
-(`jobs.submit` with `trace.job.build_payload`). The bench's own sampler follows the child the
+(`jobs.submit` with `EventsRequest.to_payload()`). The bench's own sampler follows the child the
 supervisor spawns, at the same interval as the other variants; the supervisor's own peak
 (status `peak_rss_mb`, sampled every 0.2 s) is kept beside it as a cross-check.
 """
@@ -18,7 +18,7 @@ from jobs import JobEvents, cancel, get_status, start_supervisor_thread, submit
 from sanic_trace.pool import TRACE_EVENTS_KIND, pool_config
 from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
-from sanic_trace.trace.job import build_payload
+from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench.sampler import RssSampler, RssTrace
 
 
@@ -39,7 +39,7 @@ class PoolRunner:
     def run(
         self, profile: str, ids: list[str], domains: list[str], timeout_s: float
     ) -> tuple[dict[str, Any], RssTrace]:
-        payload = build_payload(self.settings, profile, ids, domains, {})
+        payload = EventsRequest(profile, ids, domains).to_payload()
         prefix = self.config.prefix
         sampler = RssSampler(self.sample_interval).start()
         job_id = None
