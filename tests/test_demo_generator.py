@@ -36,6 +36,7 @@ TABLES = (
     "DW_MES_JOB",
     "DW_MES_PJ_COMBINEDASSYLOTS",
     "DW_MES_SPEC_WORKCENTER_V",
+    "DW_MES_RESOURCE",
 )
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
@@ -442,3 +443,19 @@ def test_the_service_reads_it_attached_as_dwh(built: tuple[Path, dict[str, int]]
                          "WHERE TRACKINTIMESTAMP IS NOT NULL LIMIT 1").fetchone()[0]
     conn.close()
     assert isinstance(value, datetime)
+
+
+def test_machines_have_families_but_the_aoi_stations_and_containers_have_workflows(db: sqlite3.Connection) -> None:
+    used = {r[0]: r[1] for r in db.execute("SELECT DISTINCT EQUIPMENTID, EQUIPMENTNAME FROM DW_MES_LOTWIPHISTORY "
+                                            "WHERE EQUIPMENTID IS NOT NULL")}
+    families = {r[0]: (r[1], r[2]) for r in db.execute("SELECT RESOURCEID, RESOURCENAME, RESOURCEFAMILYNAME "
+                                                         "FROM DW_MES_RESOURCE")}
+    for equipment_id, name in used.items():
+        if name.startswith("AOI-"):
+            assert equipment_id not in families  # a machine of no family: readers show (未知)
+        else:
+            assert families[equipment_id][0] == name and families[equipment_id][1], equipment_id
+    assert families["EQ05007"] == ("WB-07", "WIRE BONDER")
+    assert scalar(db, "SELECT COUNT(*) FROM DW_MES_CONTAINER WHERE WORKFLOWNAME IS NULL") == 0
+    assert scalar(db, "SELECT COUNT(*) FROM DW_MES_CONTAINER WHERE OBJECTTYPE = 'FINISHED' "
+                      "AND WORKFLOWNAME NOT LIKE 'WF-%-FINISH'") == 0

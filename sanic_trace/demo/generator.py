@@ -77,7 +77,7 @@ DEFAULT_DAYS = 150
 
 # Bumped whenever the generated rows change for the same arguments: a file built by another
 # version is rebuilt by `demo-db --reuse` instead of being served as if it were current.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # The demo-only table recording how a file was built (name -> value); not part of the DWH schema.
 BUILD_TABLE = "DEMO_BUILD"
 
@@ -213,13 +213,14 @@ _TABLES = (
     "DW_MES_JOB",
     "DW_MES_PJ_COMBINEDASSYLOTS",
     "DW_MES_SPEC_WORKCENTER_V",
+    "DW_MES_RESOURCE",
 )
 # Columns written, in the order of the generated tuples. Naming them keeps the inserts valid if
 # schema.sql gains columns later (they are left NULL).
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "DW_MES_CONTAINER": (
         "CONTAINERID", "CONTAINERNAME", "SPLITFROMID", "ORIGINALCONTAINERID", "FIRSTNAME", "MFGORDERNAME", "PJ_TYPE",
-        "PJ_BOP", "PRODUCTNAME", "PRODUCTLINENAME", "QTY", "SPECNAME", "OBJECTTYPE", "CREATETIMESTAMP",
+        "PJ_BOP", "PRODUCTNAME", "PRODUCTLINENAME", "QTY", "SPECNAME", "OBJECTTYPE", "CREATETIMESTAMP", "WORKFLOWNAME",
     ),
     "DW_MES_LOTWIPHISTORY": (
         "HISTORYID", "CONTAINERID", "WORKCENTERNAME", "SPECNAME", "EQUIPMENTID", "EQUIPMENTNAME", "TRACKINTIMESTAMP",
@@ -245,6 +246,14 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "COMBINEID", "CONTAINERID", "CONTAINERNAME", "LOTID", "FINISHEDNAME", "COMBINEDQTY", "TXNDATE",
     ),
     "DW_MES_SPEC_WORKCENTER_V": ("SPECNAME", "WORKCENTERNAME", "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP"),
+    "DW_MES_RESOURCE": ("RESOURCEID", "RESOURCENAME", "RESOURCEFAMILYNAME", "WORKCENTERNAME"),
+}
+# RESOURCEFAMILYNAME of each machine pool (by name prefix). The AOI stations are not registered as
+# resources, as inspection stations often are not: readers must cope with a machine of no family.
+MACHINE_FAMILIES: dict[str, str] = {
+    "MT": "WAFER MOUNTER", "DS": "DICING SAW", "DB": "DIE BONDER", "CO": "CURE OVEN", "WB": "WIRE BONDER",
+    "MD": "MOLD PRESS", "PMC": "CURE OVEN", "DF": "DEFLASHER", "PL": "PLATING LINE", "LM": "LASER MARKER",
+    "TF": "TRIM FORM", "FT": "FINAL TESTER", "TT": "TAPING MACHINE",
 }
 _BATCH = 20_000
 _HOUR = 3600
@@ -257,6 +266,23 @@ _ID_MULTIPLIER = 0x9E3779B97F4A7C15
 def machine_names(step: Step) -> list[str]:
     """EQUIPMENTNAMEs of a step's machine pool."""
     return [f"{step.prefix}-{k:02d}" for k in range(1, step.machines + 1)]
+
+
+def workflow_name(product: Product, finished: bool = False) -> str:
+    """WORKFLOWNAME of a container: its package line's route, assembly or finished-lot (TMTT)."""
+    return f"WF-{product.line}-{'FINISH' if finished else ('DIODE' if product.family == 0 else 'TRANSISTOR')}"
+
+
+def resource_rows() -> list[tuple[str, str, str, str]]:
+    """The rows of DW_MES_RESOURCE: machine id, name, family, work center (AOI stations have none)."""
+    rows = []
+    for si, step in enumerate(ALL_STEPS):
+        family = MACHINE_FAMILIES.get(step.prefix)
+        if family is None:
+            continue
+        for k, name in enumerate(machine_names(step), start=1):
+            rows.append((f"EQ{si + 1:02d}{k:03d}", name, family, step.workcenter))
+    return rows
 
 
 def spec_workcenter_rows() -> list[tuple[str, str, str, int]]:
@@ -412,6 +438,8 @@ class _Generator:
         rng = self.rng
         for row in spec_workcenter_rows():
             self.emit("DW_MES_SPEC_WORKCENTER_V", row)
+        for row in resource_rows():
+            self.emit("DW_MES_RESOURCE", row)
 
         roots_wanted = max(1, round(self.lots / CONTAINERS_PER_ROOT))
         sizes: list[int] = []  # root assembly lots per wafer lot
@@ -471,6 +499,7 @@ class _Generator:
             self.emit("DW_MES_CONTAINER", (
                 lot.cid, lot.name, lot.parent, lot.original, lot.wafer, lot.order, lot.kind, PRODUCTS[lot.product].bop,
                 PRODUCTS[lot.product].name, PRODUCTS[lot.product].line, q_end, spec, "LOT", self.ts(t0),
+                workflow_name(PRODUCTS[lot.product]),
             ))
             for step_index, t_split, child_qty, child_exposure in splits:
                 lot.chain[0] += 1
@@ -803,6 +832,7 @@ class _Generator:
             self.emit("DW_MES_CONTAINER", (
                 cid, name, None, cid, None, order, "PROD", PRODUCTS[product].bop, PRODUCTS[product].name,
                 PRODUCTS[product].line, q_end, spec, "FINISHED", self.ts(t_combine),
+                workflow_name(PRODUCTS[product], finished=True),
             ))
             if n % 256 == 0:
                 self._close_jobs(t_combine)

@@ -18,7 +18,8 @@ CREATE TABLE DW_MES_CONTAINER (
     QTY                  INTEGER,
     SPECNAME             TEXT,               -- current step
     OBJECTTYPE           TEXT,               -- LOT (assembly) or FINISHED (finished lot of a merge)
-    CREATETIMESTAMP      TIMESTAMP
+    CREATETIMESTAMP      TIMESTAMP,
+    WORKFLOWNAME         TEXT                -- the route the lot follows
 );
 CREATE INDEX IX_CONTAINER_NAME ON DW_MES_CONTAINER (CONTAINERNAME);
 CREATE INDEX IX_CONTAINER_SPLITFROM ON DW_MES_CONTAINER (SPLITFROMID);
@@ -123,3 +124,11 @@ CREATE TABLE DW_MES_SPEC_WORKCENTER_V (
     WORKCENTER_GROUP     TEXT NOT NULL,      -- station group: 切割, 焊接_DB, ..., 測試
     WORKCENTERSEQUENCE_GROUP INTEGER NOT NULL  -- route order of the group, 1 = first
 );
+
+CREATE TABLE DW_MES_RESOURCE (
+    RESOURCEID           TEXT PRIMARY KEY,   -- EQUIPMENTID of the history rows
+    RESOURCENAME         TEXT NOT NULL,      -- EQUIPMENTNAME
+    RESOURCEFAMILYNAME   TEXT,               -- machine family, e.g. WIRE BONDER
+    WORKCENTERNAME       TEXT
+);
+CREATE INDEX IX_RESOURCE_NAME ON DW_MES_RESOURCE (RESOURCENAME);
