@@ -14,7 +14,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["sanic_trace", "sanic_trace.*", "jobs", "jobs.*", "trace_tools", "trace_tools.*"]),
-    package_data={"sanic_trace": ["sql/*.sql", "demo/*.sql"]},
+    package_data={"sanic_trace": ["sql/*.sql", "demo/*.sql"], "trace_tools": ["bench/targets.toml"]},
     install_requires=[
         "sanic>=24.6,<26",
         "redis>=5.0,<9",

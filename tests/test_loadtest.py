@@ -42,7 +42,8 @@ from trace_tools.loadtest.checks import (
     NdjsonChecker,
     ServerReportedError,
 )
-from trace_tools.loadtest.stats import Stats, percentile
+from trace_tools.loadtest.stats import Stats
+from trace_tools.percentiles import percentile
 
 # --- the NDJSON checker -------------------------------------------------------------------------
 

@@ -1,8 +1,35 @@
 """Tools that drive the service from outside: `bench` (benchmarks) and `loadtest` (a load harness).
 
-Not part of the service: they use its public surface (the HTTP API, the settings, the pool's
-client functions) and need packages the service does not (the `tools` extra). `sanic-trace`
-offers their subcommands and says which extra to install when one of those packages is missing.
+Not part of the service: they need packages the service does not (the `tools` extra), and
+`sanic-trace` offers their subcommands and says which extra to install when one of those
+packages is missing. They use only the service's public surface.
+
+The service surface the tools use (every name trace_tools imports from `sanic_trace` and
+`jobs`; all public, none with a leading underscore; tests/test_trace_tools.py checks that this
+list and the imports agree). A change to any of these must keep the tools working:
+
+    jobs: JobContext, JobEvents, JobKeys, PoolConfig, cancel, get_status, new_job_id, start_supervisor_thread, submit
+    sanic_trace.db.batching: in_batches
+    sanic_trace.db.source: DataSource, open_source
+    sanic_trace.demo.generator: build_demo_warehouse
+    sanic_trace.pool: TRACE_EVENTS_KIND, pool_config
+    sanic_trace.results.layout: INDEX_SUFFIX, ResultIndex, chunk_suffix
+    sanic_trace.results.reader: ACTIVE
+    sanic_trace.settings: Settings, SettingsError, load_settings
+    sanic_trace.sql: load_sql
+    sanic_trace.trace.events: DOMAIN_SPECS, default_domains, validate_domains
+    sanic_trace.trace.job: build_payload, run_events
+    sanic_trace.trace.queries: stream_in_batch
+    sanic_trace.trace.records: build_records
+
+Beyond the imports the bench relies on: the public attributes of those objects (Settings'
+fields, PoolConfig.prefix / redis_url / shutdown_grace_seconds, the supervisor thread's
+running_jobs / stop() / join(), DataSource.fetch_size and stream(), DOMAIN_SPECS entries'
+sql_name / derive, ResultIndex.parse / domains / per_domain, JobKeys.data, JobEvents.wait,
+JobContext.job_id, the keys of build_payload's payload); the command `python -m
+sanic_trace.cli serve --single-process` and the TRACE_* / REDIS_URL settings it reads; and the
+HTTP API (docs/api.md), which is all loadtest uses. bench/profiling.py groups profile rows by
+service file names: a renamed file only moves its time to "other".
 """
 
 # Modules the tools import beyond the service's own dependencies (setup.py's `tools` extra).
@@ -15,3 +42,13 @@ def missing_modules() -> list[str]:
     from importlib.util import find_spec
 
     return [name for name in REQUIRED_MODULES if find_spec(name) is None]
+
+
+def tools_version() -> str:
+    """The installed sanic-trace distribution's version (the tools ship in it); "unknown" if not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sanic-trace")
+    except PackageNotFoundError:
+        return "unknown"

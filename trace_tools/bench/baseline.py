@@ -22,31 +22,28 @@ from typing import Any
 import redis
 import ujson
 
-from sanic_trace.db.batching import bind_in_list, in_batches
+from sanic_trace.db.batching import in_batches
 from sanic_trace.db.source import DataSource, open_source
 from sanic_trace.trace.events import DOMAIN_SPECS
-from sanic_trace.trace.queries import IDS_BIND
+from sanic_trace.trace.queries import stream_in_batch
 from sanic_trace.trace.records import build_records
 
 
 def _fetchall(source: DataSource, sql: str, batch: Sequence[str], pad_to: int) -> tuple[list[str], list[Any]]:
-    """One IN-batch with cursor.fetchall(), as the seed read it.
+    """Every row of one IN-batch in one list, as the seed's cursor.fetchall() returned them.
 
-    DataSource only offers fetchmany streams (that is the point of the project), so this opens
-    the cursor through the source's own connection and execute steps — the same ATTACH, type
-    converters and timeouts — and then does what the seed did with it.
+    The service reads only with fetchmany (that is the point of the project) and offers no
+    fetchall: the rows come through its public stream (`stream_in_batch` over
+    `DataSource.stream`, with the same ATTACH, type converters and timeouts as the job path)
+    and are gathered here into the one list fetchall would have built. Only the last
+    fetchmany batch exists beside that list, so the peak is fetchall's.
     """
-    text, binds = bind_in_list(sql, IDS_BIND, batch, pad_to=pad_to)
-    connection = source._acquire()
-    try:
-        cursor = source._execute(connection, text, binds, source.fetch_size)
-        try:
-            columns = [d[0].upper() for d in cursor.description]
-            return columns, cursor.fetchall()
-        finally:
-            cursor.close()
-    finally:
-        source._release(connection)
+    columns: list[str] = []
+    rows: list[Any] = []
+    for batch_columns, part in stream_in_batch(source, sql, batch, pad_to=pad_to, fetch_size=source.fetch_size):
+        columns = batch_columns
+        rows.extend(part)
+    return columns, rows
 
 
 def run_baseline(task: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sanic_trace.settings import Settings
 from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench.load_clients import stream_clients
 from trace_tools.bench.streams import chunk_keys, drain_stream, get_loop, read_stream
+from trace_tools.percentiles import percentile
 
 MB = 2**20
 HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)
@@ -32,15 +33,6 @@ HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
 def _epoch(iso: str | None) -> float | None:
     return None if iso is None else datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100) of values; None for none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def _wait_ended(client: redis.Redis, prefix: str, job_id: str, timeout_s: float) -> dict[str, Any] | None:

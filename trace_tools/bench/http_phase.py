@@ -8,6 +8,7 @@ import redis
 
 from sanic_trace.pool import pool_config
 from sanic_trace.settings import Settings
+from trace_tools.bench.checkout import code_version
 from trace_tools.bench.http_checks import (
     JobSubmitter,
     first_records,
@@ -15,7 +16,6 @@ from trace_tools.bench.http_checks import (
     health_under_load,
     stream_read_rate,
 )
-from trace_tools.bench.machine import code_version
 from trace_tools.bench.plan import Plan, profile_for
 from trace_tools.bench.report import Reporter
 from trace_tools.bench.server import ServerProcess

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -29,21 +27,6 @@ def machine_facts(client: redis.Redis) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "redis_server": redis_version,
     }
-
-
-def code_version() -> dict[str, Any] | None:
-    """The commit measured, and the service files that differed from it (None outside a git checkout)."""
-    root = Path(__file__).resolve().parents[2]
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout
-
-    try:
-        commit = git("rev-parse", "HEAD").strip()
-        modified = [line[3:] for line in git("status", "--porcelain", "--", "sanic_trace", "jobs").splitlines()]
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "modified": modified}
 
 
 def load_average() -> list[float]:

@@ -1,8 +1,9 @@
 """The bench's orchestration: the warehouse, the cases one after another, the server checks, the report.
 
-Modules: plan (options), warehouse, space (Redis db, prefix, settings), sampler (RSS), children
+Modules: plan (options, where the outputs go), checkout (git in the working directory: default
+paths, code stamp), warehouse, space (Redis db, prefix, settings), sampler (RSS), children
 (spawn + sampling), ours / baseline / floor (the variants), http_phase with server, streams,
-load_clients and http_checks, profiling, targets, report, plot.
+load_clients and http_checks, profiling, targets (targets.toml and its overrides), report, plot.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from sanic_trace.settings import Settings, SettingsError, load_settings
 from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench import warehouse
 from trace_tools.bench.baseline import run_baseline
+from trace_tools.bench.checkout import code_version
 from trace_tools.bench.children import ChildFailed, run_in_child
 from trace_tools.bench.floor import run_floor
-from trace_tools.bench.machine import code_version, load_average, machine_facts
+from trace_tools.bench.machine import load_average, machine_facts
 from trace_tools.bench.ours import JobRunFailed, PoolRunner
 from trace_tools.bench.plan import Plan, profile_for, resolve_plan
 from trace_tools.bench.report import Reporter
@@ -31,7 +33,11 @@ from trace_tools.bench.space import bench_environment, delete_matching, delete_p
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = resolve_plan(args)
+    try:
+        plan = resolve_plan(args)
+    except ValueError as exc:  # a bad --targets file or --target
+        print(f"sanic-trace bench: {exc}", file=sys.stderr)
+        return 2
     client = redis.Redis.from_url(plan.redis_url)
     try:
         client.ping()
@@ -39,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sanic-trace bench: no Redis at {plan.redis_url}: {exc}", file=sys.stderr)
         return 2
     reporter = Reporter(plan, _command_line())
+    reporter.outputs()
     try:
         _run(plan, client, reporter)
     except KeyboardInterrupt:

@@ -1,4 +1,16 @@
-"""The bench's options: the command-line arguments, and the full and --quick defaults behind them."""
+"""The bench's options: the command-line arguments, and the full and --quick defaults behind them.
+
+Where it writes is explicit, and never relative to where the tools are installed:
+
+    --docs-dir DIR   the results: benchmarks.json, benchmarks.md (its marked results section)
+                     and benchmarks-rss.png; --quick: quick.json, quick.md, quick-rss.png
+    --work-dir DIR   scratch: the demo warehouse, the server's log
+
+Their defaults are found from the working tree: the top of the git checkout the bench is run
+in (`git rev-parse --show-toplevel`), or the working directory outside a checkout. The full
+run's results go to its docs/, a quick run's to the scratch directory (var/bench), so a quick
+run never rewrites the committed figures.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +21,9 @@ from pathlib import Path
 FULL_SIZES = (10_000, 50_000, 114_000)
 QUICK_SIZES = (2_000, 8_000)
 DOMAIN_SETS = (("history", "materials"), ("upstream_history", "materials"))
-DEFAULT_WORK_DIR = Path("var/bench")
+WORK_DIR = Path("var/bench")  # under the checkout (or the working directory)
+DOCS_DIR = Path("docs")  # likewise; the full run's results
+FULL_STEM, QUICK_STEM = "benchmarks", "quick"
 
 
 @dataclass(frozen=True)
@@ -19,6 +33,8 @@ class Plan:
     seed: int
     warehouse: Path
     work_dir: Path
+    docs_dir: Path
+    docs_dir_from: str  # how docs_dir was chosen, for the report
     sizes: tuple[int, ...]
     domain_sets: tuple[list[str], ...]
     sample_interval: float
@@ -27,7 +43,7 @@ class Plan:
     prefix: str
     output: Path
     markdown: Path | None
-    plot: Path | None
+    plot: Path
     profile: bool
     http: bool
     first_records_runs: int
@@ -39,6 +55,8 @@ class Plan:
     health_interval: float
     health_max_seconds: float
     quiet: bool
+    targets_file: Path | None
+    target_overrides: tuple[str, ...]
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -69,7 +87,15 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lots", type=int, help="lots of the demo warehouse to build (default 120,000; quick 10,000)")
     parser.add_argument("--seed", type=int, default=1, help="warehouse and id-sampling seed (default 1)")
     parser.add_argument("--warehouse", type=Path, help="SQLite warehouse to use, built there if missing")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="scratch dir (default var/bench)")
+    parser.add_argument(
+        "--work-dir", type=Path, help="scratch dir: warehouse, server log (default var/bench of the checkout)"
+    )
+    parser.add_argument(
+        "--docs-dir",
+        type=Path,
+        help="where the results go (default: the checkout's docs/; --quick: the work dir); "
+        "the checkout is found with git from the working directory, else the working directory is used",
+    )
     parser.add_argument("--sizes", type=_sizes, help="container ids per case (default 10000,50000,114000)")
     parser.add_argument(
         "--domain-sets",
@@ -80,42 +106,60 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="time limit of one variant run, s")
     parser.add_argument("--redis-url", help="Redis to use (default: REDIS_URL's server, database 14)")
     parser.add_argument("--prefix", help="Redis key prefix (default bench-<random>); deleted at the end")
-    parser.add_argument("--output", type=Path, help="JSON result (default docs/benchmarks.json; quick: in --work-dir)")
-    parser.add_argument("--markdown", type=Path, help="Markdown file whose results section is rewritten")
-    parser.add_argument("--no-markdown", action="store_true", help="write no Markdown")
-    parser.add_argument("--plot", type=Path, help="RSS plot PNG (needs matplotlib; default beside the JSON)")
+    parser.add_argument("--no-markdown", action="store_true", help="write no Markdown (the JSON and plot only)")
+    parser.add_argument(
+        "--targets", type=Path, metavar="FILE", help="TOML overriding targets.toml (same shape, only what changes)"
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="ID=LIMIT",
+        help="override one target's limit, e.g. health_p99=75 or rss_vs_baseline=1/25 (repeatable)",
+    )
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, help="cProfile the job function")
     parser.add_argument("--no-http", action="store_true", help="skip the checks against a real server")
     parser.add_argument("--health-samples", type=int, help="most /health probes under load (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while building the warehouse")
 
 
-def resolve_plan(args: argparse.Namespace) -> Plan:
+def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
+    """The options with every default filled in and every path absolute (ValueError on bad targets)."""
+    from trace_tools.bench.checkout import base_dir
     from trace_tools.bench.space import default_redis_url, new_prefix
+    from trace_tools.bench.targets import load_targets
 
+    where = Path.cwd() if cwd is None else cwd
+    targets_file = (where / args.targets).resolve() if args.targets else None
+    load_targets(targets_file, args.target)  # refuse bad overrides before anything starts
     quick = bool(args.quick)
     lots = args.lots or (10_000 if quick else 120_000)
-    work_dir: Path = args.work_dir
-    if args.output:
-        output = args.output
+    base, found = base_dir(cwd)
+    work_dir = (where / args.work_dir).resolve() if args.work_dir else base / WORK_DIR
+    if args.docs_dir:
+        docs_dir, docs_from = (where / args.docs_dir).resolve(), "--docs-dir"
+    elif quick:
+        docs_dir, docs_from = work_dir, "--quick: the work dir"
     else:
-        output = work_dir / "quick.json" if quick else Path("docs/benchmarks.json")
-    markdown = None if args.no_markdown else (args.markdown or output.with_suffix(".md"))
+        docs_dir, docs_from = base / DOCS_DIR, f"docs/ of {found}"
+    stem = QUICK_STEM if quick else FULL_STEM
     return Plan(
         quick=quick,
         lots=lots,
         seed=args.seed,
-        warehouse=args.warehouse or work_dir / f"warehouse-{lots}.sqlite",
+        warehouse=(where / args.warehouse).resolve() if args.warehouse else work_dir / f"warehouse-{lots}.sqlite",
         work_dir=work_dir,
+        docs_dir=docs_dir,
+        docs_dir_from=docs_from,
         sizes=args.sizes or (QUICK_SIZES if quick else FULL_SIZES),
         domain_sets=args.domain_sets or tuple(list(s) for s in (DOMAIN_SETS[:1] if quick else DOMAIN_SETS)),
         sample_interval=args.sample_interval,
         timeout_s=args.timeout,
         redis_url=args.redis_url or default_redis_url(),
         prefix=args.prefix or new_prefix(),
-        output=output,
-        markdown=markdown,
-        plot=args.plot or output.with_name(output.stem + "-rss.png"),
+        output=docs_dir / f"{stem}.json",
+        markdown=None if args.no_markdown else docs_dir / f"{stem}.md",
+        plot=docs_dir / f"{stem}-rss.png",
         profile=(not quick) if args.profile is None else args.profile,
         http=not args.no_http,
         first_records_runs=1 if quick else 3,
@@ -127,6 +171,8 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
         health_interval=0.05,
         health_max_seconds=60.0 if quick else 600.0,
         quiet=args.quiet,
+        targets_file=targets_file,
+        target_overrides=tuple(args.target),
     )
 
 

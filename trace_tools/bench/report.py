@@ -16,7 +16,7 @@ from typing import Any
 
 from trace_tools.bench.plan import Plan
 from trace_tools.bench.plot import draw_rss_plot
-from trace_tools.bench.targets import evaluate, fraction
+from trace_tools.bench.targets import DECLARED, evaluate, fraction, load_targets
 
 BEGIN = "<!-- bench:results:begin (written by `sanic-trace bench`; edits inside are lost) -->"
 END = "<!-- bench:results:end -->"
@@ -30,12 +30,21 @@ def _met(value: bool | None) -> str:
 class Reporter:
     def __init__(self, plan: Plan, command: str) -> None:
         self.plan = plan
+        self.targets = load_targets(plan.targets_file, plan.target_overrides)
         self.doc: dict[str, Any] = {
             "schema": SCHEMA,
             "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "command": command,
             "quick": plan.quick,
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(plan).items()},
+            "outputs": {
+                "docs_dir": str(plan.docs_dir),
+                "docs_dir_from": plan.docs_dir_from,
+                "json": str(plan.output),
+                "markdown": None if plan.markdown is None else str(plan.markdown),
+                "plot": str(plan.plot),
+                "work_dir": str(plan.work_dir),
+            },
             "load_avg": {"start": None, "end": None},
             "cases": [],
         }
@@ -44,6 +53,17 @@ class Reporter:
 
     def note(self, message: str) -> None:
         print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    def outputs(self) -> None:
+        """Say where the run writes, before it writes anything."""
+        plan = self.plan
+        files = [plan.output.name] + ([f"{plan.markdown.name} (its results section)"] if plan.markdown else [])
+        self.note(
+            f"results go to {plan.docs_dir} ({plan.docs_dir_from}): {', '.join(files)}, {plan.plot.name} "
+            f"(if matplotlib is installed); scratch (warehouse, server log) in {plan.work_dir}"
+        )
+        changed = [t.id for t in self.targets.values() if t.overridden_by]
+        self.note(f"targets from {DECLARED}" + (f"; overridden: {', '.join(changed)}" if changed else ""))
 
     def case_done(self, case: dict[str, Any]) -> None:
         v = case["variants"]
@@ -85,9 +105,9 @@ class Reporter:
         self.plan.output.write_text(json.dumps(self.doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
     def finish(self) -> None:
-        self.doc["targets"] = evaluate(self.doc)
+        self.doc["targets"] = evaluate(self.doc, self.targets)
         plot_path = self.plan.plot
-        skipped = draw_rss_plot(self.doc["cases"], plot_path) if plot_path else "no plot path"
+        skipped = draw_rss_plot(self.doc["cases"], plot_path)
         self.doc["plot"] = {"path": None if skipped else str(plot_path), "skipped": skipped}
         self.save()
         if self.plan.markdown:
@@ -98,10 +118,15 @@ class Reporter:
 
 
 def _code(code: dict[str, Any] | None) -> str:
-    if not code:
-        return "not a git checkout"
-    changed = code["modified"]
-    return f"commit {code['commit'][:10]}" + (f"; uncommitted changes in: {', '.join(changed)}" if changed else "")
+    """The code stamp (checkout.code_version) in words."""
+    if not code or not code.get("checkout"):
+        return "unknown (the bench was not run in a git checkout)"
+    out = f"commit {code['commit'][:10]}"
+    if code["modified"]:
+        out += f"; uncommitted changes in: {', '.join(code['modified'])}"
+    if code.get("runs_checkout_code") is False:
+        out += "; **the sanic_trace that ran is not this checkout's** (not an editable install of it)"
+    return out
 
 
 def _ms(value: float | None) -> str:
@@ -116,8 +141,13 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _overrides(targets: list[dict[str, Any]]) -> str:
+    changed = [f"{t['id']} (by {t['overridden_by']})" for t in targets if t.get("overridden_by")]
+    return f"as declared in `{DECLARED}`" + (f", overridden: {', '.join(changed)}" if changed else "")
+
+
 def render_console(doc: dict[str, Any]) -> str:
-    lines = ["", "targets:"]
+    lines = ["", f"targets ({_overrides(doc['targets'])}):"]
     for target in doc["targets"]:
         lines.append(f"  [{_met(target['met']).strip('*'):^12}] {target['target']}: {target['measured']}")
     return "\n".join(lines)
@@ -144,7 +174,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
         "#### Targets (largest case)",
         "",
-        "| target | measured | result |",
+        f"Targets {_overrides(doc['targets'])}; each names the issue it comes from (`source` in the JSON).",
+        "",
+        "| target | measured | verdict |",
         "|---|---|---|",
     ]
     for t in doc["targets"]:

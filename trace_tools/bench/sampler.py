@@ -1,9 +1,9 @@
 """One RSS sampler for every variant, so their peaks are measured the same way.
 
 A thread of the bench process reads the resident set of one process *and its descendants*
-(jobs.guard.process_tree_rss_mb, the pool's own probe) every `interval` seconds, on a fixed
-schedule (no drift from the time a sample takes). The process is named after the sampler
-started (`attach`), because the job path's child only exists once the supervisor spawned it.
+(what the pool's own memory guard sums too) every `interval` seconds, on a fixed schedule (no
+drift from the time a sample takes). The process is named after the sampler started
+(`attach`), because the job path's child only exists once the supervisor spawned it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 
 import psutil
-
-from jobs.guard import process_tree_rss_mb
 
 # A bound on memory and on the JSON size: 50 ms samples for over an hour.
 MAX_SAMPLES = 100_000
@@ -26,7 +24,6 @@ class RssTrace:
 
     interval: float
     samples: list[tuple[float, float]] = field(default_factory=list)
-    attached_at: float | None = None  # seconds since the sampler started
     # CPU seconds (user + system) of the tree at the last sample: unlike wall time, barely moved by
     # what other processes of a shared machine do.
     cpu_s: float | None = None
@@ -50,21 +47,31 @@ class RssTrace:
         return [[round(self.samples[i][0], 3), round(self.samples[i][1], 1)] for i in sorted(picked)]
 
 
-def _tree_cpu_s(process: psutil.Process | None) -> float | None:
-    if process is None:
+def _tree_usage(process: psutil.Process) -> tuple[float, float | None] | None:
+    """(RSS in MB, CPU seconds) of a process and its descendants; None once it is gone.
+
+    A descendant that ends between the listing and its read is skipped; the CPU seconds are
+    None when the root's cannot be read.
+    """
+    try:
+        rss = process.memory_info().rss
+        children = process.children(recursive=True)
+    except psutil.Error:
         return None
     try:
         times = process.cpu_times()
-        total = times.user + times.system
-        for child in process.children(recursive=True):
-            try:
-                child_times = child.cpu_times()
-            except psutil.Error:
-                continue
-            total += child_times.user + child_times.system
+        cpu: float | None = times.user + times.system
     except psutil.Error:
-        return None
-    return total
+        cpu = None
+    for child in children:
+        try:
+            rss += child.memory_info().rss
+            if cpu is not None:
+                child_times = child.cpu_times()
+                cpu += child_times.user + child_times.system
+        except psutil.Error:
+            continue
+    return rss / 2**20, cpu
 
 
 class RssSampler:
@@ -74,7 +81,6 @@ class RssSampler:
         if interval <= 0:
             raise ValueError("sample interval must be > 0")
         self.trace = RssTrace(interval)
-        self._pid: int | None = None
         self._process: psutil.Process | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-rss-sampler", daemon=True)
@@ -91,8 +97,6 @@ class RssSampler:
             self._process = psutil.Process(pid)
         except psutil.Error:
             self._process = None
-        self._pid = pid
-        self.trace.attached_at = time.monotonic() - self._t0
 
     def stop(self) -> RssTrace:
         self._stop.set()
@@ -100,14 +104,14 @@ class RssSampler:
         return self.trace
 
     def _sample(self) -> None:
-        pid = self._pid
-        if pid is None or len(self.trace.samples) >= MAX_SAMPLES:
+        process = self._process
+        if process is None or len(self.trace.samples) >= MAX_SAMPLES:
             return
-        rss = process_tree_rss_mb(pid)
-        # None: not started yet, or gone; 0: exiting (its memory already released).
-        if rss:
+        usage = _tree_usage(process)
+        # None: gone; an RSS of 0: exiting (its memory already released).
+        if usage and usage[0]:
+            rss, cpu = usage
             self.trace.samples.append((time.monotonic() - self._t0, rss))
-            cpu = _tree_cpu_s(self._process)
             if cpu is not None:
                 self.trace.cpu_s = cpu
 

@@ -28,9 +28,7 @@ READ_BUFFER = 1 << 20
 
 @dataclass
 class StreamRead:
-    status_code: int
     bytes: int = 0
-    lines: int = 0
     records: int = 0
     first_records_at: float | None = None  # epoch seconds, when the first records line had fully arrived
     complete_total: int | None = None  # total_records of the complete line
@@ -42,7 +40,7 @@ def read_stream(client: httpx.Client, url: str, *, stop_after_first_records: boo
     """Follow a job stream line by line to its end (or to its first records line)."""
     started = time.perf_counter()
     with client.stream("GET", url, headers=IDENTITY) as response:
-        read = StreamRead(response.status_code)
+        read = StreamRead()
         if response.status_code != 200:
             response.read()
             read.error = f"HTTP {response.status_code}: {response.text[:200]}"
@@ -63,7 +61,6 @@ def read_stream(client: httpx.Client, url: str, *, stop_after_first_records: boo
 
 
 def _take_line(read: StreamRead, line: bytes) -> None:
-    read.lines += 1
     if line.startswith(_RECORDS_HEAD):
         match = _COUNT.search(line, 0, 200)
         read.records += int(match.group(1)) if match else 0

@@ -109,7 +109,6 @@ class StreamTotals:
 
     domains: dict[str, int] = field(default_factory=dict)
     records: int = 0
-    lines: int = 0
     via_job: bool = False  # set by the caller: the answer was a 202 and this is the job's stream
 
 
@@ -145,7 +144,6 @@ class NdjsonChecker:
             raise CheckError(BAD_JSON, f"an NDJSON line does not parse ({exc}): {raw[:120]!r}") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
             raise CheckError(PROTOCOL_ERROR, f"an NDJSON line is not an object with a type: {raw[:120]!r}")
-        self.totals.lines += 1
         kind = obj["type"]
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import ujson
 
-from trace_tools.loadtest.stats import percentile
+from trace_tools.percentiles import percentile
 
 POLL_TIMEOUT_SECONDS = 2.0
 

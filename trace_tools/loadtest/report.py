@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from trace_tools.loadtest.discovery import SeedPool
 from trace_tools.loadtest.health import HealthTimeline
 from trace_tools.loadtest.rss import RssTimeline
-from trace_tools.loadtest.stats import BACKPRESSURE_CODES, Stats, percentile
+from trace_tools.loadtest.stats import BACKPRESSURE_CODES, Stats
+from trace_tools.percentiles import percentile
 
 if TYPE_CHECKING:
     from trace_tools.loadtest.runner import RunConfig

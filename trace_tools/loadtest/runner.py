@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from sanic_trace import __version__
+from trace_tools import tools_version
 from trace_tools.loadtest import discovery, report, rss
 from trace_tools.loadtest.calls import Budget, Caller, RequestFailed, StopUser
 from trace_tools.loadtest.health import HealthTimeline, poll_health
@@ -85,7 +85,7 @@ class RunConfig:
 
 def make_client(config: RunConfig, max_connections: int) -> httpx.AsyncClient:
     headers = {
-        "User-Agent": f"sanic-trace-loadtest/{__version__}",
+        "User-Agent": f"sanic-trace-loadtest/{tools_version()}",
         # A browser asks for gzip; the server compresses job streams and results when asked.
         "Accept-Encoding": "gzip" if config.gzip else "identity",
     }

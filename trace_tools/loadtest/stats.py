@@ -2,16 +2,18 @@
 
 One `Stats` per run, written to by every virtual user. Everything runs on one event loop,
 so plain counters need no locks. Latency samples are kept whole (a run is bounded by
-users × --max-requests, so the lists are too) and percentiles are exact nearest-rank.
+users × --max-requests, so the lists are too) and percentiles are exact nearest-rank
+(trace_tools.percentiles, the bench's too).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from trace_tools.percentiles import percentile
 
 # Server answers that mean "come back later" by design (429, and 503 MEMORY_PRESSURE): the
 # service protecting itself. They are counted with the other errors but do not make the
@@ -29,15 +31,6 @@ EVENTS_SUBMIT = "events (202 job)"
 EVENTS_REFUSED = "events (refused)"
 JOB_STREAM = "job stream"
 JOB_STATUS = "job status"
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100) of the values; None when there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _ms(seconds: float | None) -> float | None:

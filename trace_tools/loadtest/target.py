@@ -27,8 +27,7 @@ class Target:
     url: str  # what the operator gave, normalised (no trailing slash)
     connect_url: str  # what the client connects to (the pinned loopback address for http)
     host_header: str | None  # the Host header to send when connect_url differs from url
-    host: str
-    port: int
+    port: int  # where the psutil sampler looks for the server's listening socket
     loopback: bool
 
 
@@ -62,7 +61,7 @@ def check_target(url: str, allow_remote: bool) -> Target:
     except OSError as exc:
         if allow_remote:
             # Let the client report it: the operator asked for a remote target anyway.
-            return Target(base, base, None, host, port, loopback=False)
+            return Target(base, base, None, port, loopback=False)
         raise TargetRefused(f"cannot resolve {host!r} ({exc}); only loopback targets are allowed") from None
     loopback = bool(addresses) and all(is_loopback(a) for a in addresses)
     if not loopback and not allow_remote:
@@ -71,12 +70,12 @@ def check_target(url: str, allow_remote: bool) -> Target:
             "refusing to load a remote service; pass --allow-remote if that is what you mean"
         )
     if not loopback or parts.scheme != "http" or _is_ip_literal(host):
-        return Target(base, base, None, host, port, loopback)
+        return Target(base, base, None, port, loopback)
     # Pin the checked address (TLS needs the name for SNI and certificates, so https is not pinned).
     pinned = addresses[0]
     netloc = f"[{pinned}]:{port}" if ":" in pinned else f"{pinned}:{port}"
     connect = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return Target(base, connect, parts.netloc, host, port, loopback)
+    return Target(base, connect, parts.netloc, port, loopback)
 
 
 def _is_ip_literal(host: str) -> bool:
