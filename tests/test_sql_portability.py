@@ -189,7 +189,10 @@ SAMPLE_BINDS = {
     "start_time": datetime(2025, 1, 1),
     "end_time": datetime(2025, 2, 1),
     "station": TEST_GROUP,
+    "windowed": 1,
 }
+# Work centers for queries that take an IN-list of them (the MSD detection work centers).
+SAMPLE_WORKCENTERS = ["TEST-01", "TMTT"]
 # Ids, names, work orders, wafer lots and serials: every query finds something among them.
 SAMPLE_IDS = [S3, T1, R1, F1, NAMES[S3], NAMES[F1], "SN-0001", "WO-1", "GD-WO-1", "WAF-A"]
 LEAKED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
@@ -206,8 +209,11 @@ def test_sql_file_runs_on_sqlite(name: str, warehouse: Path) -> None:
     binds: dict[str, object] = {}
     if re.search(r":ids\b", sql):
         sql, binds = bind_in_list(sql, "ids", SAMPLE_IDS, pad_to=1000)
+    if re.search(r":wcs\b", sql):
+        sql, wc_binds = bind_in_list(sql, "wcs", SAMPLE_WORKCENTERS, pad_to=8)
+        binds.update(wc_binds)
     for bind in set(re.findall(r":([a-z][a-z0-9_]*)\b", sql)):
-        if not bind.startswith("ids_"):
+        if not bind.startswith(("ids_", "wcs_")):
             assert bind in SAMPLE_BINDS, f"{name}.sql binds :{bind}; add a sample value to SAMPLE_BINDS"
             binds[bind] = SAMPLE_BINDS[bind]
     source = open_warehouse(warehouse)

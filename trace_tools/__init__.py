@@ -16,9 +16,8 @@ list and the imports agree). A change to any of these must keep the tools workin
     sanic_trace.results.layout: INDEX_SUFFIX, ResultIndex, chunk_suffix
     sanic_trace.results.reader: ACTIVE
     sanic_trace.settings: Settings, SettingsError, load_settings
-    sanic_trace.sql: load_sql
-    sanic_trace.trace.events: DOMAIN_SPECS, default_domains, validate_domains
-    sanic_trace.trace.job: build_payload, run_events
+    sanic_trace.trace.events: DOMAIN_SPECS, EventsRequest, default_domains, validate_domains
+    sanic_trace.trace.job: run_events
     sanic_trace.trace.queries: stream_in_batch
     sanic_trace.trace.records: build_records
 
@@ -26,7 +25,7 @@ Beyond the imports the bench relies on: the public attributes of those objects (
 fields, PoolConfig.prefix / redis_url / shutdown_grace_seconds, the supervisor thread's
 running_jobs / stop() / join(), DataSource.fetch_size and stream(), DOMAIN_SPECS entries'
 sql_name / derive, ResultIndex.parse / domains / per_domain, JobKeys.data, JobEvents.wait,
-JobContext.job_id, the keys of build_payload's payload); the command `python -m
+JobContext.job_id, EventsRequest.to_payload(), DataSource.sql / in_batch_size); the command `python -m
 sanic_trace.cli serve --single-process` and the TRACE_* / REDIS_URL settings it reads; and the
 HTTP API (docs/api.md), which is all loadtest uses. bench/profiling.py groups profile rows by
 service file names: a renamed file only moves its time to "other".

@@ -1,7 +1,9 @@
 -- Events "upstream_history" (MSD attribution): one row per (CONTAINERID, WORKCENTERNAME,
 -- EQUIPMENTID) — which machine of which station a lot ran on — with the station group and
 -- its route order (DW_MES_SPEC_WORKCENTER_V, by the SPECNAME of the first track-in), the
--- first track-in and the last track-out.
+-- machine's family (DW_MES_RESOURCE), the first track-in with the quantity tracked in then
+-- (the largest TRACKINQTY of that track-in's rows: partial track-outs repeat it), and the last
+-- track-out.
 -- No MIN/MAX on timestamps (SQLite would return text): ROW_NUMBER picks the first track-in
 -- row, FIRST_VALUE carries the HISTORYID of the last track-out row (an integer, so its type
 -- survives), and a primary-key join reads that row's TRACKOUTTIMESTAMP as a plain column.
@@ -12,7 +14,9 @@ SELECT F.CONTAINERID AS CONTAINERID,
        F.EQUIPMENTID AS EQUIPMENTID,
        F.EQUIPMENTNAME AS EQUIPMENTNAME,
        F.SPECNAME AS SPECNAME,
+       RS.RESOURCEFAMILYNAME AS RESOURCEFAMILYNAME,
        F.TRACKINTIMESTAMP AS FIRST_TRACKINTIMESTAMP,
+       F.TRACKIN_QTY AS FIRST_TRACKINQTY,
        L.TRACKOUTTIMESTAMP AS LAST_TRACKOUTTIMESTAMP,
        F.TRACK_ROWS AS TRACK_ROWS,
        F.HISTORYID AS FIRST_HISTORYID
@@ -28,7 +32,10 @@ FROM (
                ORDER BY CASE WHEN H.TRACKOUTTIMESTAMP IS NULL THEN 1 ELSE 0 END,
                         H.TRACKOUTTIMESTAMP DESC, H.HISTORYID DESC
            ) AS LAST_OUT_HISTORYID,
-           COUNT(*) OVER (PARTITION BY H.CONTAINERID, H.WORKCENTERNAME, H.EQUIPMENTID) AS TRACK_ROWS
+           COUNT(*) OVER (PARTITION BY H.CONTAINERID, H.WORKCENTERNAME, H.EQUIPMENTID) AS TRACK_ROWS,
+           MAX(H.TRACKINQTY) OVER (
+               PARTITION BY H.CONTAINERID, H.WORKCENTERNAME, H.EQUIPMENTID, H.TRACKINTIMESTAMP
+           ) AS TRACKIN_QTY
     FROM DWH.DW_MES_LOTWIPHISTORY H
     WHERE H.CONTAINERID IN (:ids)
       AND H.EQUIPMENTID IS NOT NULL
@@ -36,5 +43,6 @@ FROM (
 ) F
 JOIN DWH.DW_MES_LOTWIPHISTORY L ON L.HISTORYID = F.LAST_OUT_HISTORYID
 LEFT JOIN DWH.DW_MES_SPEC_WORKCENTER_V S ON S.SPECNAME = F.SPECNAME
+LEFT JOIN DWH.DW_MES_RESOURCE RS ON RS.RESOURCEID = F.EQUIPMENTID
 WHERE F.RN = 1
 ORDER BY F.CONTAINERID, F.TRACKINTIMESTAMP, F.HISTORYID

@@ -22,21 +22,27 @@ class StationGroup:
     name: str
     order: int  # WORKCENTERSEQUENCE_GROUP: position in the route, 1 = first
     workcenters: tuple[str, ...]
+    specs: tuple[str, ...]
 
 
 def read_station_groups(source: DataSource) -> list[StationGroup]:
-    """Every station group with its work centers, in route order."""
+    """Every station group with its work centers and specs, in route order."""
     order: dict[str, int] = {}
-    workcenters: dict[str, list[str]] = {}
+    workcenters: dict[str, dict[str, None]] = {}
+    specs: dict[str, dict[str, None]] = {}
     for columns, rows in source.stream(source.sql.load(STATION_GROUPS_SQL)):
-        i_group, i_seq, i_wc = column_index(columns, "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP", "WORKCENTERNAME")
+        i_group, i_seq, i_wc, i_spec = column_index(
+            columns, "WORKCENTER_GROUP", "WORKCENTERSEQUENCE_GROUP", "WORKCENTERNAME", "SPECNAME"
+        )
         for row in rows:
             group = row[i_group]
             order.setdefault(group, int(row[i_seq]) if row[i_seq] is not None else 0)
             if row[i_wc] is not None:
-                workcenters.setdefault(group, []).append(row[i_wc])
+                workcenters.setdefault(group, {})[row[i_wc]] = None
+            if row[i_spec] is not None:
+                specs.setdefault(group, {})[row[i_spec]] = None
     return [
-        StationGroup(name, order[name], tuple(workcenters.get(name, ())))
+        StationGroup(name, order[name], tuple(workcenters.get(name, ())), tuple(specs.get(name, ())))
         for name in sorted(order, key=lambda g: (order[g], g))
     ]
 
