@@ -424,8 +424,8 @@ MSD = "mid_section_defect"
         ),
         (
             "seed-resolve",
-            {"profile": MSD, "params": {"start_date": "2025-01-01", "end_date": "2025-01-02", "loss_reasons": "V"}},
-            "params.loss_reasons must be a list of strings",
+            {"profile": MSD, "params": {"start_date": "2025-01-01", "end_date": "2025-01-02", "loss_reasons": 5}},
+            "params.loss_reasons must be a list of strings or one string of comma-separated names",
         ),
         ("lineage", {"profile": "query_tool"}, "container_ids must be a list of strings"),
         ("lineage", {"profile": "query_tool", "container_ids": "abc"}, "container_ids must be a list of strings"),

@@ -173,7 +173,7 @@ DAYS = {"start_date": "2025-01-01", "end_date": "2025-01-02"}
         (MSD, {"date_range": ["2025-01-01", "x"]}, "params.date_range[1]"),
         (MSD, {"date_range": ["2025-01-01", "2025-01-02"], "start_date": "2025-01-01"}, "params.date_range"),
         (MSD, {**DAYS, "station": " "}, "params.station"),
-        (MSD, {**DAYS, "loss_reasons": "VOID"}, "params.loss_reasons"),
+        (MSD, {**DAYS, "loss_reasons": {"VOID": 1}}, "params.loss_reasons"),
         (MSD, {**DAYS, "direction": "up"}, "params.direction"),
         (MSD, {"mode": "container", "resolve_type": "gd_lot_id", "values": ["a"]}, "params.resolve_type"),
     ],
@@ -196,3 +196,13 @@ def test_resolve_validates_before_touching_the_database(tmp_path: Path) -> None:
     missing = SqliteSource(tmp_path / "absent.sqlite", 100, 5)
     with pytest.raises(ApiError):
         resolve(missing, "query_tool", {"resolve_type": "lot_id", "values": []})
+
+
+def test_several_msd_stations_joined_with_commas_give_the_union(source: SqliteSource) -> None:
+    params = {"start_date": "2025-01-09", "end_date": "2025-01-11"}
+    both = ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01, TMTT"}))
+    assert both == sorted({*ids(resolve(source, "mid_section_defect", {**params, "station": "TMTT"})),
+                           *ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01"}))})
+    with pytest.raises(ApiError) as caught:
+        resolve(source, "mid_section_defect", {**params, "station": "TMTT,NOWHERE"})
+    assert caught.value.message.startswith("params.station 'NOWHERE' is not a known station group or work center")

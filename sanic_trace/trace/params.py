@@ -60,3 +60,14 @@ def text(value: Any, field: str, default: str) -> str:
     if not isinstance(value, str) or not value.strip():
         invalid(f"{field} must be a non-empty string")
     return value.strip()
+
+
+def names_list(value: Any, field: str) -> list[str]:
+    """A list of strings or one string of `,`-separated names (as the dashboard sends either), normalised."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return normalise_ids(value.split(","))
+    if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+        invalid(f"{field} must be a list of strings or one string of comma-separated names")
+    return normalise_ids(value)

@@ -9,6 +9,10 @@ from sanic_trace.db.batching import bind_in_list
 from sanic_trace.db.source import Batch, DataSource
 
 IDS_BIND = "ids"
+# Queries placed at the detection work centers bind them as a second IN-list, padded to this
+# many so that the SQL text does not change with the number of stations named.
+WORKCENTERS_BIND = "wcs"
+WORKCENTERS_PAD = 32
 
 
 def stream_in_batch(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sanic_trace.db.batching import in_batches
+from sanic_trace.db.batching import bind_in_list, in_batches
 from sanic_trace.db.source import DataSource
 from sanic_trace.trace.params import (
     DIRECTIONS,
@@ -23,11 +23,12 @@ from sanic_trace.trace.params import (
     check_profile,
     choice,
     invalid,
+    names_list,
     string_list,
     text,
 )
-from sanic_trace.trace.queries import column_index, stream_in_batch
-from sanic_trace.trace.stations import check_station, read_station_groups
+from sanic_trace.trace.queries import WORKCENTERS_BIND, WORKCENTERS_PAD, column_index, stream_in_batch
+from sanic_trace.trace.stations import Detection, read_station_groups, resolve_detection
 
 FORWARD_RESOLVE_TYPES = ("lot_id", "work_order", "wafer_lot")
 REVERSE_RESOLVE_TYPES = ("serial_number", "gd_work_order", "gd_lot_id")
@@ -83,8 +84,8 @@ def resolve_seeds(
     """
     request = validate_seed_request(profile, params, msd_max_range_days)
     if request.get("mode") == "date_range":
-        check_station(request["station"], read_station_groups(source))
-        seeds = _station_seeds(source, request)
+        detection = resolve_detection(request["station"], read_station_groups(source))
+        seeds = _station_seeds(source, request, detection)
         return {"seeds": seeds, "seed_count": len(seeds), "not_found": []}
     return _resolve_values(source, request["resolve_type"], request["values"])
 
@@ -103,7 +104,7 @@ def _id_request(params: Mapping[str, Any], resolve_types: tuple[str, ...]) -> di
 def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
     mode = choice(params.get("mode"), "params.mode", MSD_MODES, default="date_range")
     common = {
-        "loss_reasons": string_list(params.get("loss_reasons"), "params.loss_reasons", required=False),
+        "loss_reasons": names_list(params.get("loss_reasons"), "params.loss_reasons"),
         "direction": choice(params.get("direction"), "params.direction", DIRECTIONS, default="backward"),
     }
     if mode == "container":
@@ -172,13 +173,16 @@ def _resolve_values(source: DataSource, resolve_type: str, values: list[str]) ->
     return {"seeds": seeds, "seed_count": len(seeds), "not_found": not_found}
 
 
-def _station_seeds(source: DataSource, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _station_seeds(source: DataSource, request: Mapping[str, Any], detection: Detection) -> list[dict[str, Any]]:
     start = datetime.combine(date.fromisoformat(request["start_date"]), time())
     # The end date is inclusive: the window runs to the next midnight, exclusive.
     end = datetime.combine(date.fromisoformat(request["end_date"]), time()) + timedelta(days=1)
-    binds = {"start_time": start, "end_time": end, "station": request["station"]}
+    sql, binds = bind_in_list(
+        source.sql.load(MSD_STATION_SQL), WORKCENTERS_BIND, detection.workcenters, pad_to=WORKCENTERS_PAD
+    )
+    binds.update({"start_time": start, "end_time": end})
     seeds: list[dict[str, Any]] = []
-    for columns, rows in source.stream(source.sql.load(MSD_STATION_SQL), binds):
+    for columns, rows in source.stream(sql, binds):
         i_id, i_name = column_index(columns, "CONTAINERID", "CONTAINERNAME")
         seeds.extend(_seed(row[i_id], row[i_name]) for row in rows)
     return seeds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sanic_trace.db.batching import normalise_ids
 from sanic_trace.db.source import DataSource
 from sanic_trace.trace.params import invalid
 from sanic_trace.trace.queries import column_index
@@ -47,10 +48,44 @@ def read_station_groups(source: DataSource) -> list[StationGroup]:
     ]
 
 
-def check_station(station: str, groups: list[StationGroup], field: str = "params.station") -> None:
-    """A station must be a known group or one of their work centers, else 400 naming the field."""
-    for group in groups:
-        if station == group.name or station in group.workcenters:
-            return
-    known = ", ".join(group.name for group in groups) or "none (the warehouse has no station groups)"
-    invalid(f"{field} {station!r} is not a known station group or work center; station groups in route order: {known}")
+def station_names(station: str) -> list[str]:
+    """The names of a station parameter: one name, or several joined with `,` (the newer dashboard)."""
+    return normalise_ids(station.split(","))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Where lots are tested: the detection work centers, and where in the route they sit."""
+
+    stations: tuple[str, ...]  # the names as given (groups or work centers)
+    workcenters: tuple[str, ...]
+    first_order: int  # the smallest route order of a detection group: upstream is before it
+    last_order: int  # the largest: downstream is after it
+    spec_groups: dict[str, tuple[str, int]]  # every SPECNAME -> (its group, the group's order)
+
+
+def resolve_detection(station: str, groups: list[StationGroup], field: str = "params.station") -> Detection:
+    """Each name must be a known group or one of their work centers, else 400 naming the field and the groups."""
+    names = station_names(station)
+    workcenters: dict[str, None] = {}
+    orders: list[int] = []
+    for name in names:
+        for group in groups:
+            if name == group.name:
+                workcenters.update(dict.fromkeys(group.workcenters))
+                orders.append(group.order)
+                break
+            if name in group.workcenters:
+                workcenters[name] = None
+                orders.append(group.order)
+                break
+        else:
+            known = ", ".join(group.name for group in groups) or "none (the warehouse has no station groups)"
+            invalid(
+                f"{field} {name!r} is not a known station group or work center; "
+                f"station groups in route order: {known}"
+            )
+    if not names:
+        invalid(f"{field} must name a station group or work center")
+    spec_groups = {spec: (group.name, group.order) for group in groups for spec in group.specs}
+    return Detection(tuple(names), tuple(workcenters), min(orders), max(orders), spec_groups)
