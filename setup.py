@@ -24,6 +24,10 @@ setup(
         "oracledb>=2.0,<30",
         "ujson>=5.8,<7",
         "psutil>=5.9,<8",
+        # The MSD analysis: per-factor sums over millions of (lot, factor) exposures as bincounts,
+        # and its index as compact integer arrays — a new loss-reason filter at the incident's size
+        # is answered in well under a second, which Python loops over the same pairs cannot do.
+        "numpy>=1.26,<3",
     ],
     extras_require={
         # What trace_tools (`sanic-trace bench` / `loadtest`) needs beyond the service.

@@ -104,6 +104,7 @@ def _id_request(params: Mapping[str, Any], resolve_types: tuple[str, ...]) -> di
 def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
     mode = choice(params.get("mode"), "params.mode", MSD_MODES, default="date_range")
     common = {
+        "station": text(params.get("station"), "params.station", DEFAULT_MSD_STATION),
         "loss_reasons": names_list(params.get("loss_reasons"), "params.loss_reasons"),
         "direction": choice(params.get("direction"), "params.direction", DIRECTIONS, default="backward"),
     }
@@ -119,7 +120,6 @@ def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
         "mode": mode,
         "start_date": start.isoformat(),
         "end_date": end.isoformat(),
-        "station": text(params.get("station"), "params.station", DEFAULT_MSD_STATION),
         **common,
     }
 
