@@ -29,7 +29,6 @@ from trace_fixtures import (
     DEEP,
     F1,
     F2,
-    F3,
     M1,
     M2,
     NAMES,
@@ -96,7 +95,7 @@ SEED_CASES = [
     (
         "query_tool_reverse",
         {"resolve_type": "serial_number", "values": ["SN-0001", "SN-0003", "SN-X"]},
-        [seed(F1), seed(F3, None)],
+        [seed(S3), seed(T1), seed(R2)],  # a serial's source lots (F3 itself has no container row)
         ["SN-X"],
     ),
     (

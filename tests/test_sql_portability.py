@@ -27,7 +27,7 @@ ALLOWED_NODES = frozenset(
     {
         "Select", "From", "Join", "Where", "Group", "Having", "Order", "Ordered", "Distinct",
         "Union", "Subquery", "With", "CTE", "TableAlias", "Table", "Column", "Alias", "Identifier", "Star",
-        "EQ", "NEQ", "GT", "GTE", "LT", "LTE", "And", "Or", "Not", "In", "Is", "Between", "Like", "Exists",
+        "EQ", "NEQ", "GT", "GTE", "LT", "LTE", "And", "Or", "Not", "In", "Is", "Between", "Like", "Escape", "Exists",
         "Null", "Literal", "Placeholder", "Paren", "Neg",
         "Add", "Sub", "Mul", "Div", "DPipe",
         "Case", "If", "Coalesce",
@@ -190,6 +190,7 @@ SAMPLE_BINDS = {
     "end_time": datetime(2025, 2, 1),
     "station": TEST_GROUP,
     "windowed": 1,
+    "pattern": "%",
 }
 # Work centers for queries that take an IN-list of them (the MSD detection work centers).
 SAMPLE_WORKCENTERS = ["TEST-01", "TMTT"]

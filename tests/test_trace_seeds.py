@@ -9,7 +9,6 @@ import pytest
 from trace_fixtures import (
     F1,
     F2,
-    F3,
     NAMES,
     ORPHAN,
     R1,
@@ -60,15 +59,6 @@ def test_work_order_and_wafer_lot(source: SqliteSource) -> None:
     # Input order first (WAF-B before WAF-A), then by name within a value.
     assert ids(result) == [R2, T1, R1, S1, S2, S3]
     assert result["not_found"] == ["WAF-Z"]
-
-
-def test_reverse_serial_numbers_resolve_to_finished_lots(source: SqliteSource) -> None:
-    values = ["SN-0001", "SN-0003", "SN-X"]
-    result = resolve(source, "query_tool_reverse", {"resolve_type": "serial_number", "values": values})
-    assert ids(result) == [F1, F3]
-    # F3 has merge rows but no container row: it still resolves, without a name.
-    assert result["seeds"][1] == {"container_id": F3, "container_name": None, "lot_id": None}
-    assert result["not_found"] == ["SN-X"]
 
 
 def test_reverse_work_order_and_lot_id_only_find_finished_lots(source: SqliteSource) -> None:
@@ -201,8 +191,90 @@ def test_resolve_validates_before_touching_the_database(tmp_path: Path) -> None:
 def test_several_msd_stations_joined_with_commas_give_the_union(source: SqliteSource) -> None:
     params = {"start_date": "2025-01-09", "end_date": "2025-01-11"}
     both = ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01, TMTT"}))
-    assert both == sorted({*ids(resolve(source, "mid_section_defect", {**params, "station": "TMTT"})),
-                           *ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01"}))})
+    assert both == sorted(
+        {
+            *ids(resolve(source, "mid_section_defect", {**params, "station": "TMTT"})),
+            *ids(resolve(source, "mid_section_defect", {**params, "station": "TEST-01"})),
+        }
+    )
     with pytest.raises(ApiError) as caught:
         resolve(source, "mid_section_defect", {**params, "station": "TMTT,NOWHERE"})
     assert caught.value.message.startswith("params.station 'NOWHERE' is not a known station group or work center")
+
+
+# --- the dashboard's inputs: wildcards, caps, serial numbers, input_type ------------------------
+def test_wildcards_match_as_like_patterns_case_sensitively(source: SqliteSource) -> None:
+    def lots(values: list[str], kind: str = "lot_id") -> list[str]:
+        return [
+            s["container_name"]
+            for s in resolve(source, "query_tool", {"resolve_type": kind, "values": values})["seeds"]
+        ]
+
+    # `*` and `%` are the same wildcard; matches come by name within the value, each container once.
+    assert lots(["GA0001-A00-00*"]) == [NAMES[R1], NAMES[S1], NAMES[S2], NAMES[S3]]
+    assert lots(["GA0001-A00-00%", "GA0001-A00-001"]) == [NAMES[R1], NAMES[S1], NAMES[S2], NAMES[S3]]
+    assert lots(["G*-002"]) == [NAMES[S1], NAMES[T1]]
+    # Case-sensitive as on Oracle; `_` is not a wildcard but itself.
+    assert lots(["ga0001*"]) == []
+    assert lots(["GA0001_A00*"]) == []
+    assert lots(["WO-*"], "work_order") == [NAMES[R1], NAMES[S1], NAMES[S2], NAMES[S3], NAMES[R2], NAMES[T1]]
+    assert lots(["WAF-?*"], "wafer_lot") == []  # `?` is no wildcard
+    result = resolve(source, "query_tool", {"resolve_type": "lot_id", "values": ["GZ*", NAMES[R2]]})
+    assert result["not_found"] == ["GZ*"] and [s["container_id"] for s in result["seeds"]] == [R2]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"resolve_type": "lot_id", "values": ["%"]}, "params.values '%' is only wildcards"),
+        ({"resolve_type": "lot_id", "values": ["**"]}, "params.values '**' is only wildcards"),
+        ({"resolve_type": "lot_id", "values": [f"L{i}" for i in range(51)]}, "params.values has 51 values; at most 50"),
+        (
+            {"resolve_type": "work_order", "values": [f"W{i}" for i in range(11)]},
+            "params.values has 11 work orders; at most 10",
+        ),
+        (
+            {"input_type": "lot_id", "resolve_type": "wafer_lot", "values": ["x"]},
+            "params.input_type 'lot_id' contradicts",
+        ),
+    ],
+)
+def test_dashboard_input_caps_and_patterns_are_refused_naming_the_field(
+    source: SqliteSource, params: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ApiError) as caught:
+        resolve(source, "query_tool", params)
+    assert caught.value.code == "INVALID_PARAMS" and caught.value.message.startswith(message), caught.value.message
+
+
+def test_a_wildcard_matching_more_than_the_cap_is_refused(
+    source: SqliteSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sanic_trace.trace import seeds as seeds_module
+
+    # The cap is 1,000 containers; the tiny warehouse has 40: lower it for this test only.
+    monkeypatch.setattr(seeds_module, "MAX_PATTERN_MATCHES", 3)
+    with pytest.raises(ApiError) as caught:
+        resolve(source, "query_tool", {"resolve_type": "lot_id", "values": ["GA*"]})
+    assert caught.value.message == "params.values 'GA*' matches more than 3 containers; narrow the pattern"
+    assert source.open_cursors == 0
+
+
+def test_input_type_is_an_alias_of_resolve_type(source: SqliteSource) -> None:
+    by_alias = resolve(source, "query_tool", {"input_type": "lot_id", "values": [NAMES[S3]]})
+    assert by_alias == resolve(source, "query_tool", {"resolve_type": "lot_id", "values": [NAMES[S3]]})
+
+
+def test_serial_numbers_resolve_to_source_lots_then_names_then_wafer_lots(source: SqliteSource) -> None:
+    result = resolve(
+        source,
+        "query_tool_reverse",
+        {"resolve_type": "serial_number", "values": ["SN-0001", "SN-0003", NAMES[T1], "WAF-A", "SN-X"]},
+    )
+    ids_in_order = [s["container_id"] for s in result["seeds"]]
+    # SN-0001: the sources of F1 (S3, T1, by name); SN-0003: F3's source R2; NAMES[T1] (already
+    # seen) as a name; WAF-A as a wafer lot (R1, S1, S2; S3 already seen); SN-X: nothing.
+    assert ids_in_order == [S3, T1, R2, R1, S1, S2]
+    assert result["not_found"] == ["SN-X"]
+    # R2 was reached through F3's merge rows although F3 itself has no container row.
+    assert result["seeds"][2] == {"container_id": R2, "container_name": NAMES[R2], "lot_id": NAMES[R2]}

@@ -76,6 +76,8 @@ class SqliteSource(DataSource):
             connection.close()
             raise DatabaseUnavailable(f"cannot open SQLite warehouse {self.path}: {exc}") from exc
         connection.row_factory = None
+        # LIKE compares case-sensitively, as Oracle's does (SQLite's default folds ASCII case).
+        connection.execute("PRAGMA case_sensitive_like = ON")
         return connection
 
     def _release(self, connection: sqlite3.Connection) -> None:

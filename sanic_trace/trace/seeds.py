@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -44,6 +45,16 @@ RESOLVE_SQL = {
     "gd_work_order": "seeds_gd_work_order",
     "gd_lot_id": "seeds_gd_lot_id",
 }
+# Input types that take wildcards (`*`, which the dashboard sends as `%`), and their pattern query.
+PATTERN_SQL = {"lot_id": "seeds_lot_id_like", "work_order": "seeds_work_order_like", "wafer_lot": "seeds_wafer_lot_like"}
+# A serial number that names no merge is tried as a container name, then as a wafer lot.
+SERIAL_FALLBACKS = ("lot_id", "wafer_lot")
+# The dashboard's caps: values per request, work orders per request (each is thousands of lots),
+# and containers one wildcard value may match.
+MAX_VALUES = 50
+MAX_WORK_ORDERS = 10
+MAX_PATTERN_MATCHES = 1000
+WILDCARDS = ("*", "%")
 MSD_STATION_SQL = "seeds_msd_station"
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -95,10 +106,32 @@ def _seed(container_id: str, name: str | None) -> dict[str, Any]:
 
 
 def _id_request(params: Mapping[str, Any], resolve_types: tuple[str, ...]) -> dict[str, Any]:
-    return {
-        "resolve_type": choice(params.get("resolve_type"), "params.resolve_type", resolve_types),
-        "values": string_list(params.get("values"), "params.values", required=True),
-    }
+    kind = params.get("resolve_type")
+    if kind is None:
+        kind = params.get("input_type")  # the newer dashboard's name for it
+    elif params.get("input_type") not in (None, kind):
+        invalid(f"params.input_type {params['input_type']!r} contradicts params.resolve_type {kind!r}")
+    resolve_type = choice(kind, "params.resolve_type", resolve_types)
+    values = string_list(params.get("values"), "params.values", required=True)
+    if len(values) > MAX_VALUES:
+        invalid(f"params.values has {len(values)} values; at most {MAX_VALUES} are accepted")
+    if resolve_type in ("work_order", "gd_work_order") and len(values) > MAX_WORK_ORDERS:
+        invalid(f"params.values has {len(values)} work orders; at most {MAX_WORK_ORDERS} are accepted")
+    if resolve_type in PATTERN_SQL:
+        for value in values:
+            if is_pattern(value) and not value.strip("*%"):
+                invalid(f"params.values {value!r} is only wildcards; a pattern needs other characters too")
+    return {"resolve_type": resolve_type, "values": values}
+
+
+def is_pattern(value: str) -> bool:
+    return any(w in value for w in WILDCARDS)
+
+
+def like_pattern(value: str) -> str:
+    """A typed wildcard value as a LIKE pattern with '\\' as escape: `*`/`%` match anything, all else itself."""
+    escaped = value.replace("\\", "\\\\").replace("_", "\\_")
+    return escaped.replace("*", "%")
 
 
 def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
@@ -151,13 +184,16 @@ def _date(value: Any, field: str) -> date:
 
 
 def _resolve_values(source: DataSource, resolve_type: str, values: list[str]) -> dict[str, Any]:
-    sql = source.sql.load(RESOLVE_SQL[resolve_type])
-    matches: dict[str, list[tuple[str, str | None]]] = {}
-    for batch in in_batches(values, source.in_batch_size):
-        for columns, rows in stream_in_batch(source, sql, batch):
-            i_value, i_id, i_name = column_index(columns, "MATCH_VALUE", "CONTAINERID", "CONTAINERNAME")
-            for row in rows:
-                matches.setdefault(row[i_value], []).append((row[i_id], row[i_name]))
+    patterns = [v for v in values if resolve_type in PATTERN_SQL and is_pattern(v)]
+    exact = [v for v in values if v not in patterns]
+    matches = _exact_matches(source, resolve_type, exact)
+    if resolve_type == "serial_number":
+        for fallback in SERIAL_FALLBACKS:
+            missing = [v for v in exact if v not in matches]
+            if missing:
+                matches.update(_exact_matches(source, fallback, missing))
+    for value in patterns:
+        matches[value] = _pattern_matches(source, resolve_type, value)
     seeds: list[dict[str, Any]] = []
     seen: set[str] = set()
     not_found: list[str] = []
@@ -171,6 +207,33 @@ def _resolve_values(source: DataSource, resolve_type: str, values: list[str]) ->
                 seen.add(container_id)
                 seeds.append(_seed(container_id, name))
     return {"seeds": seeds, "seed_count": len(seeds), "not_found": not_found}
+
+
+def _exact_matches(source: DataSource, resolve_type: str, values: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+    sql = source.sql.load(RESOLVE_SQL[resolve_type])
+    matches: dict[str, list[tuple[str, str | None]]] = {}
+    for batch in in_batches(values, source.in_batch_size):
+        for columns, rows in stream_in_batch(source, sql, batch):
+            i_value, i_id, i_name = column_index(columns, "MATCH_VALUE", "CONTAINERID", "CONTAINERNAME")
+            for row in rows:
+                matches.setdefault(row[i_value], []).append((row[i_id], row[i_name]))
+    return matches
+
+
+def _pattern_matches(source: DataSource, resolve_type: str, value: str) -> list[tuple[str, str | None]]:
+    found: list[tuple[str, str | None]] = []
+    stream = source.stream(source.sql.load(PATTERN_SQL[resolve_type]), {"pattern": like_pattern(value)})
+    with closing(stream):
+        for columns, rows in stream:
+            i_id, i_name = column_index(columns, "CONTAINERID", "CONTAINERNAME")
+            found.extend((row[i_id], row[i_name]) for row in rows)
+            if len(found) > MAX_PATTERN_MATCHES:
+                # Stopped here, not read to the end: the cursor is closed with the stream.
+                invalid(
+                    f"params.values {value!r} matches more than {MAX_PATTERN_MATCHES} containers; "
+                    "narrow the pattern"
+                )
+    return found
 
 
 def _station_seeds(source: DataSource, request: Mapping[str, Any], detection: Detection) -> list[dict[str, Any]]:
