@@ -114,7 +114,8 @@ def test_reverse_serial_resolves_and_traces_back(source: SqliteSource, db: sqlit
     assert {s["container_id"] for s in seeds["seeds"]} == sources
     lineage = backward_lineage(source, sorted(sources))
     for source_lot in sources:
-        parent = db.execute("SELECT SPLITFROMID FROM DW_MES_CONTAINER WHERE CONTAINERID = ?", (source_lot,)).fetchone()[0]
+        row = db.execute("SELECT SPLITFROMID FROM DW_MES_CONTAINER WHERE CONTAINERID = ?", (source_lot,)).fetchone()
+        parent = row[0]
         assert parent is None or parent in lineage["ancestors"][source_lot]
 
 

@@ -46,7 +46,11 @@ RESOLVE_SQL = {
     "gd_lot_id": "seeds_gd_lot_id",
 }
 # Input types that take wildcards (`*`, which the dashboard sends as `%`), and their pattern query.
-PATTERN_SQL = {"lot_id": "seeds_lot_id_like", "work_order": "seeds_work_order_like", "wafer_lot": "seeds_wafer_lot_like"}
+PATTERN_SQL = {
+    "lot_id": "seeds_lot_id_like",
+    "work_order": "seeds_work_order_like",
+    "wafer_lot": "seeds_wafer_lot_like",
+}
 # A serial number that names no merge is tried as a container name, then as a wafer lot.
 SERIAL_FALLBACKS = ("lot_id", "wafer_lot")
 # The dashboard's caps: values per request, work orders per request (each is thousands of lots),
