@@ -1,7 +1,7 @@
 """One RSS sampler for every variant, so their peaks are measured the same way.
 
 A thread of the bench process reads the resident set of one process *and its descendants*
-(jobs.guard.process_tree_rss_mb, the pool's own probe) every `interval` seconds, on a fixed
+(jobs.memory.process_tree_rss_mb, the pool's own probe) every `interval` seconds, on a fixed
 schedule (no drift from the time a sample takes). The process is named after the sampler
 started (`attach`), because the job path's child only exists once the supervisor spawned it.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from jobs.guard import process_tree_rss_mb
+from jobs.memory import process_tree_rss_mb
 
 # A bound on memory and on the JSON size: 50 ms samples for over an hour.
 MAX_SAMPLES = 100_000
