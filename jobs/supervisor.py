@@ -22,9 +22,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_readable
-from typing import Any
 
 from jobs import registry
 from jobs.config import PoolConfig
@@ -35,50 +33,11 @@ from jobs.keys import is_valid_job_id
 from jobs.link import Offline, RedisLink, supervisor_client
 from jobs.logfmt import ensure_logging, log_event
 from jobs.memory import available_memory_mb
-from jobs.outcome import Kill, KillReason, Limits, Outcome, decide
+from jobs.outcome import KillReason, Limits, Outcome, decide
 from jobs.process import ChildProcess
+from jobs.slot import Slot
 from jobs.status import TERMINAL, Status
 from jobs.store import JobStore, StartedJob
-
-# A cancelled job's child gets at most this long between SIGTERM and SIGKILL: the user is waiting.
-CANCEL_KILL_GRACE = 0.5
-
-
-@dataclass
-class Slot:
-    """One running job: what was started, its child, and how it is being ended."""
-
-    job: StartedJob
-    child: ChildProcess
-    started: float  # monotonic
-    kill: Kill | None = None
-    kill_sent: float = 0.0
-    kill_grace: float = 0.0
-    killed_hard: bool = False
-
-    def limit_passed(self, now: float, config: PoolConfig) -> KillReason | None:
-        if self.kill is not None:
-            return None
-        if self.child.rss_mb > config.max_rss_mb:
-            return KillReason.MEMORY
-        if now - self.started > config.job_timeout_seconds:
-            return KillReason.TIMEOUT
-        return None
-
-    def hard_kill_due(self, now: float) -> bool:
-        return self.kill is not None and not self.killed_hard and now - self.kill_sent >= self.kill_grace
-
-    def row(self, now: float) -> dict[str, Any]:
-        """This slot in the host report."""
-        child = self.child
-        return {
-            "job_id": self.job.job_id,
-            "kind": self.job.kind,
-            "pid": child.pid,
-            "rss_mb": round(child.rss_mb, 1),
-            "peak_rss_mb": round(child.peak_rss_mb, 1),
-            "run_seconds": round(now - self.started, 3),
-        }
 
 
 class Supervisor:
@@ -242,8 +201,7 @@ class Supervisor:
             if reason is not None:
                 self._kill(slot, reason)
             elif slot.hard_kill_due(now):
-                slot.killed_hard = True
-                slot.child.kill()
+                slot.kill_hard()
         if self.link.ok and (self.slots or now - self._last_report >= min(1.0, cfg.heartbeat_seconds)):
             self._report(now)
 
@@ -265,18 +223,14 @@ class Supervisor:
                 self._kill(slot, KillReason.SUPERSEDED)
 
     def _kill(self, slot: Slot, reason: KillReason) -> None:
-        cfg, child = self.config, slot.child
-        cancel = reason is KillReason.CANCEL
-        slot.kill = Kill(reason, child.rss_mb)
-        slot.kill_sent = time.monotonic()
-        slot.kill_grace = min(CANCEL_KILL_GRACE, cfg.kill_grace_seconds) if cancel else cfg.kill_grace_seconds
+        child = slot.child
         log_event(
             "job_killing",
             logging.WARNING if reason in (KillReason.MEMORY, KillReason.TIMEOUT) else logging.INFO,
             job_id=slot.job.job_id, kind=slot.job.kind, host=self.host, pid=child.pid, reason=reason,
             rss_mb=round(child.rss_mb, 1), peak_rss_mb=round(child.peak_rss_mb, 1),
         )
-        child.terminate()
+        slot.begin_kill(reason, self.config.kill_grace_seconds)
 
     # -- outcomes ---------------------------------------------------------------------------
 
