@@ -1,6 +1,6 @@
 """The checks made against the real server: first live records, stream read rate, /health under load.
 
-Jobs are submitted with jobs.submit exactly as the API does (only the HTTP round trip of the
+Jobs are submitted with JobClient.submit exactly as the API does (only the HTTP round trip of the
 POST is skipped, so the clock starts at the submit itself); the server's own supervisor runs
 them. Every loop here is bounded in count and in time.
 """

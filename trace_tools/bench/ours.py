@@ -2,7 +2,7 @@
 
 The supervisor is the service's own (`jobs.Supervisor` on a thread of the bench, configured by
 `sanic_trace.pool.pool_config(settings)`); the job is submitted exactly as the API submits it
-(`jobs.submit` with `trace.job.build_payload`). The bench's own sampler follows the child the
+(`JobClient.submit` with `trace.job.build_payload`). The bench's own sampler follows the child the
 supervisor spawns, at the same interval as the other variants; the supervisor's own peak
 (status `peak_rss_mb`, sampled every 0.2 s) is kept beside it as a cross-check.
 """
