@@ -102,9 +102,12 @@ def test_redis_unreachable_is_typed(make_config) -> None:
 
 
 def test_unknown_kinds_and_bad_ids_are_refused(redis_client, make_config) -> None:
-    jobs = JobClient(redis_client, make_config())
+    config = make_config()
+    jobs = JobClient(redis_client, config)
     with pytest.raises(UnknownJobKind):
         jobs.submit("no-such-kind", {})
+    with pytest.raises(TypeError, match="PoolConfig"):  # reading needs a prefix, submitting the config
+        JobClient(redis_client, config.prefix).submit("echo", {})
     for bad in ("../../etc", "A" * 32, "*"):
         with pytest.raises(InvalidJobId):
             jobs.status(bad)
