@@ -4,13 +4,15 @@ Generic on purpose: it runs registered job functions in isolated child processes
 knows nothing of Sanic, SQL or traces. Never import `sanic` or `sanic_trace` here.
 
     config = PoolConfig(redis_url, prefix="trace", job_kinds={"trace-events": "pkg.mod:run"}, ...)
-    job_id = submit(client, config, "trace-events", {"cids": [...]})
-    get_status(client, config.prefix, job_id)
-    cancel(client, config.prefix, job_id)
+    jobs = JobClient(redis.Redis.from_url(redis_url), config)     # AsyncJobClient: the same, awaited
+    job_id = jobs.submit("trace-events", {"cids": [...]})
+    jobs.status(job_id)["status"] in ACTIVE
+    jobs.cancel(job_id)
 
 The supervisor (jobs.supervisor) runs one per host, in a process or a thread. docs/jobs.md has the model.
 """
 
+from jobs.client import AsyncJobClient, CancelResult, JobClient
 from jobs.config import PoolConfig
 from jobs.context import JobContext
 from jobs.errors import (
@@ -30,20 +32,25 @@ from jobs.errors import (
     UnknownJobKind,
 )
 from jobs.keys import JobKeys, PoolKeys, is_valid_job_id, new_job_id
-from jobs.notify import JobEvents
-from jobs.queue import CancelResult, cancel, get_status, pool_state, submit
+from jobs.notify import AsyncJobEvents, JobEvents
+from jobs.status import ACTIVE, TERMINAL, Status
 from jobs.supervisor import Supervisor, run_supervisor, start_supervisor_thread
 
 __all__ = [
+    "ACTIVE",
     "JOB_FAILED",
     "JOB_INTERRUPTED",
     "JOB_MEMORY_LIMIT",
     "JOB_ORPHANED",
     "JOB_TIMEOUT",
     "JOB_WORKER_DIED",
+    "TERMINAL",
+    "AsyncJobClient",
+    "AsyncJobEvents",
     "CancelResult",
     "InvalidJobId",
     "JobCancelled",
+    "JobClient",
     "JobContext",
     "JobError",
     "JobEvents",
@@ -54,14 +61,11 @@ __all__ = [
     "PoolKeys",
     "QueueFull",
     "RedisUnavailable",
+    "Status",
     "Supervisor",
     "UnknownJobKind",
-    "cancel",
-    "get_status",
     "is_valid_job_id",
     "new_job_id",
-    "pool_state",
     "run_supervisor",
     "start_supervisor_thread",
-    "submit",
 ]

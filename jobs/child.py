@@ -30,12 +30,14 @@ from redis.retry import Retry
 from jobs import registry
 from jobs.config import PoolConfig
 from jobs.context import JobContext
-from jobs.errors import JOB_FAILED, JOB_MEMORY_LIMIT, JobCancelled, JobError
+from jobs.errors import JOB_FAILED, JOB_MEMORY_LIMIT, REDIS_DOWN, JobCancelled, JobError
 from jobs.logfmt import ensure_logging, log_event
+from jobs.plan import SyncRunner
 from jobs.protocol import EXIT_SUPERVISOR_GONE, FRAME
+from jobs.status import Status
+from jobs.store import JobStore
 
 MAX_MESSAGE = 2000
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 def child_redis(config: PoolConfig) -> redis.Redis:
@@ -47,7 +49,7 @@ def child_redis(config: PoolConfig) -> redis.Redis:
 
 
 def _failed(code: str, message: str) -> dict[str, Any]:
-    return {"status": "failed", "code": code, "message": message[:MAX_MESSAGE]}
+    return {"status": Status.FAILED, "code": code, "message": message[:MAX_MESSAGE]}
 
 
 def run_job(config: PoolConfig, job_id: str, kind: str) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def run_job(config: PoolConfig, job_id: str, kind: str) -> dict[str, Any]:
     ctx = JobContext(config, job_id, client)
     try:
         fn = registry.function_for(config, kind)
-        raw = client.get(ctx.keys.request)
+        raw = SyncRunner(client)(JobStore(config.prefix).request(job_id))
         if raw is None:
             return _failed(JOB_FAILED, "the job's request payload is missing (expired or deleted)")
         result = fn(ctx, json.loads(raw))
@@ -71,9 +73,9 @@ def run_job(config: PoolConfig, job_id: str, kind: str) -> dict[str, Any]:
                 f"the job's result is {len(text)} bytes, over result_max_bytes {config.result_max_bytes} "
                 "(large data belongs in data keys)",
             )
-        return {"status": "finished", "result_json": text}
+        return {"status": Status.FINISHED, "result_json": text}
     except JobCancelled:
-        return {"status": "cancelled"}
+        return {"status": Status.CANCELLED}
     except JobError as exc:
         _best_effort_flush(ctx)
         return _failed(exc.code, exc.message)
@@ -126,7 +128,7 @@ def main() -> None:
     ensure_logging()
     config: PoolConfig = order["config"]
     outcome = run_job(config, order["job_id"], order["kind"])
-    if outcome["status"] != "finished":
+    if outcome["status"] != Status.FINISHED:
         log_event(
             "child_outcome",
             logging.INFO,

@@ -9,22 +9,24 @@
 
 Data keys: write them through set_data / hset_data (or register your own writes with track),
 so the pool knows them — it re-applies the job TTL to all of them when the job ends and
-deletes them when it is cancelled. Each carries EX ctx.ttl (job TTL + job timeout), so even a
+deletes them when it is cancelled. Each expires after ctx.ttl (job TTL + job timeout), so even a
 job whose supervisor vanished cannot leave them behind for long.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from jobs import guard, store
 from jobs.config import PoolConfig
 from jobs.errors import JobCancelled, JobMemoryLimit
-from jobs.keys import JobKeys
-from jobs.notify import encode_event
+from jobs.memory import own_rss_mb
+from jobs.plan import Call, SyncRunner, apply, multi, single
+from jobs.status import Status
+from jobs.store import JobStore
 
 # Progress reaches Redis at most this often; the latest value wins and flush() sends the last.
 PROGRESS_INTERVAL = 0.25
@@ -42,7 +44,9 @@ class JobContext:
         self.config = config
         self.job_id = job_id
         self.redis = client
-        self.keys = JobKeys(config.prefix, job_id)
+        self._store = JobStore(config.prefix)
+        self._run = SyncRunner(client)
+        self.keys = self._store.job_keys(job_id)
         # TTL (seconds) for every data key the job writes; the pool shortens it to the job TTL at the end.
         self.ttl = config.data_ttl_seconds
         self._pending: dict[str, Any] = {}
@@ -70,11 +74,8 @@ class JobContext:
         fields = dict(self._pending)
         self._pending.clear()
         self._last_progress = time.monotonic()
-        args: list[Any] = [self.keys.notify, store.progress_event(**fields)]
-        for name, value in fields.items():
-            args.extend((name, str(value)))
-        status = store.s(self.redis.register_script(store.PROGRESS)(keys=[self.keys.job], args=args))
-        if status == "cancelled":
+        # The script answers with the job's status: a cancel is noticed without a read of its own.
+        if self._run(self._store.progress(self.job_id, fields)) == Status.CANCELLED:
             self._cancelled = True
 
     # -- guards -----------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class JobContext:
         clock = time.monotonic()
         if clock - self._last_rss_poll >= RSS_POLL_INTERVAL:
             self._last_rss_poll = clock
-            rss = guard.own_rss_mb()
+            rss = own_rss_mb()
             if rss > self.config.soft_rss_mb:
                 raise JobMemoryLimit(
                     f"child RSS {rss:.0f} MB passed the soft limit of {self.config.soft_rss_mb:.0f} MB "
@@ -95,13 +96,9 @@ class JobContext:
                 )
         if not self._cancelled and clock - self._last_cancel_poll >= CANCEL_POLL_INTERVAL:
             self._last_cancel_poll = clock
-            self._cancelled = store.s(self.redis.hget(self.keys.job, "status")) == "cancelled"
+            self._cancelled = self._run(self._store.job_status(self.job_id)) == Status.CANCELLED
         if self._cancelled:
             raise JobCancelled(self.job_id)
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
 
     # -- data keys --------------------------------------------------------------------------
 
@@ -110,38 +107,29 @@ class JobContext:
 
     def track(self, *keys: str, pipe: Any = None) -> None:
         """Register data keys written by other means, so the pool expires/deletes them with the job."""
-        if not keys:
-            return
-        own = pipe is None
-        pipe = self.redis.pipeline(transaction=True) if own else pipe
-        pipe.sadd(self.keys.keyset, *keys)
-        pipe.pexpire(self.keys.keyset, store.ms(self.ttl))
-        if own:
-            pipe.execute()
+        if keys:
+            self._write(self._store.track_calls(self.job_id, keys, self.ttl), pipe)
 
     def set_data(self, suffix: str, value: bytes | str, pipe: Any = None) -> str:
-        """SET a data key with EX ctx.ttl and track it; pass `pipe` to batch with other writes."""
-        key = self.keys.data(suffix)
-        own = pipe is None
-        pipe = self.redis.pipeline(transaction=True) if own else pipe
-        pipe.set(key, value, px=store.ms(self.ttl))
-        self.track(key, pipe=pipe)
-        if own:
-            pipe.execute()
+        """SET a data key with PX ctx.ttl and track it; pass `pipe` to batch with other writes."""
+        key, calls = self._store.set_data_calls(self.job_id, suffix, value, self.ttl)
+        self._write(calls, pipe)
         return key
 
     def hset_data(self, suffix: str, mapping: dict[str, Any], pipe: Any = None) -> str:
         """HSET fields of a data hash (e.g. an index), refresh its TTL and track it."""
-        key = self.keys.data(suffix)
-        own = pipe is None
-        pipe = self.redis.pipeline(transaction=True) if own else pipe
-        pipe.hset(key, mapping=mapping)
-        pipe.pexpire(key, store.ms(self.ttl))
-        self.track(key, pipe=pipe)
-        if own:
-            pipe.execute()
+        key, calls = self._store.hset_data_calls(self.job_id, suffix, mapping, self.ttl)
+        self._write(calls, pipe)
         return key
 
     def notify(self, event: str, pipe: Any = None, **fields: Any) -> None:
         """Publish an event on the job's channel (e.g. "chunk" after a chunk landed)."""
-        (pipe or self.redis).publish(self.keys.notify, encode_event(event, **fields))
+        self._write([self._store.notify_call(self.job_id, event, **fields)], pipe)
+
+    def _write(self, calls: Sequence[Call], pipe: Any) -> None:
+        # Into the job's own pipeline when it passes one (its MULTI then holds our writes too),
+        # else on our own: one command as it is, several in one MULTI.
+        if pipe is not None:
+            apply(pipe, calls)
+        else:
+            self._run(single(calls[0] if len(calls) == 1 else multi(*calls)))

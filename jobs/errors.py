@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import redis
+
+# Redis errors that mean "Redis is not there" rather than "we sent something wrong": the API turns
+# them into RedisUnavailable, the supervisor into an outage (jobs.link), the child into a failed job.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+
 # Codes a failed job carries in its status (the service maps them to its own error table).
 JOB_MEMORY_LIMIT = "JOB_MEMORY_LIMIT"
 JOB_TIMEOUT = "JOB_TIMEOUT"
@@ -9,8 +15,6 @@ JOB_WORKER_DIED = "JOB_WORKER_DIED"
 JOB_ORPHANED = "JOB_ORPHANED"
 JOB_INTERRUPTED = "JOB_INTERRUPTED"
 JOB_FAILED = "JOB_FAILED"
-
-ERROR_CODES = frozenset({JOB_MEMORY_LIMIT, JOB_TIMEOUT, JOB_WORKER_DIED, JOB_ORPHANED, JOB_INTERRUPTED, JOB_FAILED})
 
 
 class JobsError(Exception):

@@ -8,6 +8,9 @@ can be missed, and a reader never waits longer than its timeout for a change.
 Events the pool publishes: {"event": "progress", ...} (at most ~4 a second) and
 {"event": "ended", "status": "finished" | "failed" | "cancelled"}. Job functions add their
 own with ctx.notify("chunk", domain="history", n=3).
+
+Readers get a JobEvents from the client (`JobClient.events(job_id)`, `AsyncJobClient.events`),
+which knows the channel's name.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import time
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
-from jobs.keys import JobKeys
+from jobs.errors import REDIS_DOWN, RedisUnavailable
 
 EVENT_PROGRESS = "progress"
 EVENT_ENDED = "ended"
@@ -36,36 +40,35 @@ def decode_event(data: bytes | str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def publish(client_or_pipe: Any, keys: JobKeys, event: str, **fields: Any) -> Any:
-    """PUBLISH one event on the job's channel (a pipeline may be passed to batch it with writes)."""
-    return client_or_pipe.publish(keys.notify, encode_event(event, **fields))
+def _event_of(message: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The event in a pub/sub message, or None for anything that is not a published message."""
+    if message and message.get("type") == "message":
+        return decode_event(message["data"]) or {"event": "unknown"}
+    return None
 
 
 class JobEvents:
-    """Blocking reader of one job's notifications (sync; see jobs.aio for asyncio).
+    """Blocking reader of one job's notifications.
 
-    with JobEvents(client, prefix, job_id) as events:
-        status = get_status(client, prefix, job_id)    # read AFTER subscribing
-        while status["status"] in ("queued", "started"):
-            events.wait(1.0)                           # a message or the timeout
-            status = get_status(client, prefix, job_id)
+    with jobs_client.events(job_id) as events:       # subscribed from here on
+        status = jobs_client.status(job_id)           # read AFTER subscribing
+        while status["status"] in ACTIVE:
+            events.wait(1.0)                          # a message or the timeout
+            status = jobs_client.status(job_id)
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, job_id: str) -> None:
-        self.keys = JobKeys(prefix, job_id)
+    def __init__(self, client: redis.Redis, channel: str) -> None:
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(self.keys.notify)
+        self._pubsub.subscribe(channel)
 
     def wait(self, timeout: float) -> dict[str, Any] | None:
         """The next event, or None when `timeout` seconds pass without one."""
         deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            message = self._pubsub.get_message(timeout=remaining)
-            if message and message.get("type") == "message":
-                return decode_event(message["data"]) or {"event": "unknown"}
+        while (remaining := deadline - time.monotonic()) > 0:
+            event = _event_of(self._pubsub.get_message(timeout=remaining))
+            if event is not None:
+                return event
+        return None
 
     def close(self) -> None:
         self._pubsub.close()
@@ -75,3 +78,39 @@ class JobEvents:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncJobEvents:
+    """The asyncio reader; subscribes on `async with`, raises RedisUnavailable when Redis is away."""
+
+    def __init__(self, client: aioredis.Redis, channel: str) -> None:
+        self._client = client
+        self._channel = channel
+        self._pubsub: Any = None
+
+    async def __aenter__(self) -> AsyncJobEvents:
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await self._pubsub.subscribe(self._channel)
+        except REDIS_DOWN as exc:
+            await self._pubsub.aclose()
+            raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+        return self
+
+    async def wait(self, timeout: float) -> dict[str, Any] | None:
+        """The next event, or None when `timeout` seconds pass without one."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                event = _event_of(await self._pubsub.get_message(timeout=remaining))
+            except REDIS_DOWN as exc:
+                raise RedisUnavailable(f"Redis is unavailable: {exc}") from exc
+            if event is not None:
+                return event
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._pubsub.aclose()
+        except redis.RedisError:
+            pass

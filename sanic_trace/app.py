@@ -12,7 +12,7 @@ import sys
 import redis.asyncio as aioredis
 from sanic import Sanic
 
-from jobs import aio
+from jobs import AsyncJobClient
 from sanic_trace.api import error_handler, health, jobs, request_meta, trace
 from sanic_trace.api.protection import InlineSlots, RateLimiter
 from sanic_trace.compat import fix_shutdown_during_startup
@@ -87,9 +87,10 @@ def create_app(
         )
         app.ctx.rate_limiter = RateLimiter(app.ctx.redis, settings.redis_prefix, settings.rate_limit_window_seconds)
         app.ctx.inline_slots = InlineSlots(settings.inline_max_concurrency)
+        app.ctx.jobs = AsyncJobClient(app.ctx.redis, app.ctx.pool_config)
 
         async def pool_state() -> dict:
-            return await aio.pool_state(app.ctx.redis, settings.redis_prefix)
+            return await app.ctx.jobs.pool_state()
 
         app.ctx.pool_state = pool_state
 

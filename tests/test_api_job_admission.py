@@ -44,7 +44,7 @@ async def test_queue_full_is_429_and_keeps_the_queued_job(
     assert int(refused.headers["Retry-After"]) > 0
     assert "1" in body["error"]["message"]
 
-    status = jobs.get_status(redis_client, redis_prefix, job_id)
+    status = jobs.JobClient(redis_client, redis_prefix).status(job_id)
     assert status["status"] == "queued" and status["queue_position"] == 0
     assert redis_client.llen(jobs.PoolKeys(redis_prefix).queue) == 1
 

@@ -96,7 +96,7 @@ def test_service_runs_jobs_and_its_stop_interrupts_them(
         wait_for(lambda: _gone(supervisor_pid), 10, "the supervisor to stop with the service")
         for pid in child_pids:
             wait_for(lambda pid=pid: _gone(pid), 10, f"job child {pid} to be gone")
-        final = jobs.get_status(client, redis_prefix, slow)
+        final = jobs.JobClient(client, redis_prefix).status(slow)
         assert final["status"] == "failed" and final["error"]["code"] == "JOB_INTERRUPTED", final
     finally:
         server.close()

@@ -8,13 +8,12 @@ The service surface the tools use (every name trace_tools imports from `sanic_tr
 `jobs`; all public, none with a leading underscore; tests/test_trace_tools.py checks that this
 list and the imports agree). A change to any of these must keep the tools working:
 
-    jobs: JobContext, JobEvents, JobKeys, PoolConfig, cancel, get_status, new_job_id, start_supervisor_thread, submit
+    jobs: ACTIVE, JobClient, JobContext, JobKeys, PoolConfig, Status, new_job_id, start_supervisor_thread
     sanic_trace.db.batching: in_batches
     sanic_trace.db.source: DataSource, open_source
     sanic_trace.demo.generator: build_demo_warehouse
     sanic_trace.pool: TRACE_EVENTS_KIND, pool_config
     sanic_trace.results.layout: INDEX_SUFFIX, ResultIndex, chunk_suffix
-    sanic_trace.results.reader: ACTIVE
     sanic_trace.settings: Settings, SettingsError, load_settings
     sanic_trace.trace.events: DOMAIN_SPECS, EventsRequest, default_domains, validate_domains
     sanic_trace.trace.job: run_events
@@ -24,7 +23,7 @@ list and the imports agree). A change to any of these must keep the tools workin
 Beyond the imports the bench relies on: the public attributes of those objects (Settings'
 fields, PoolConfig.prefix / redis_url / shutdown_grace_seconds, the supervisor thread's
 running_jobs / stop() / join(), DataSource.fetch_size and stream(), DOMAIN_SPECS entries'
-sql_name / derive, ResultIndex.parse / domains / per_domain, JobKeys.data, JobEvents.wait,
+sql_name / derive, ResultIndex.parse / domains / per_domain, JobKeys.data, JobClient.events(...).wait,
 JobContext.job_id, EventsRequest.to_payload(), DataSource.sql / in_batch_size); the command `python -m
 sanic_trace.cli serve --single-process` and the TRACE_* / REDIS_URL settings it reads; and the
 HTTP API (docs/api.md), which is all loadtest uses. bench/profiling.py groups profile rows by

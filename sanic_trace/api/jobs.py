@@ -15,14 +15,13 @@ import ujson
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from jobs import JobKeys, MemoryPressure, QueueFull, RedisUnavailable, aio, is_valid_job_id
+from jobs import ACTIVE, JobKeys, MemoryPressure, QueueFull, RedisUnavailable, Status, is_valid_job_id
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.api.sink import Sink
 from sanic_trace.errors import ApiError
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results import ndjson
 from sanic_trace.results.reader import (
-    ACTIVE,
     ResultExpired,
     StreamPosition,
     live_lines,
@@ -43,7 +42,7 @@ async def submit_events_job(request: Request, req: EventsRequest) -> HTTPRespons
     settings = request.app.ctx.settings
     payload = req.to_payload()
     try:
-        job_id = await aio.submit(request.app.ctx.redis, request.app.ctx.pool_config, TRACE_EVENTS_KIND, payload)
+        job_id = await request.app.ctx.jobs.submit(TRACE_EVENTS_KIND, payload)
     except QueueFull as exc:
         raise ApiError("JOB_QUEUE_FULL", str(exc)) from None
     except MemoryPressure as exc:
@@ -94,7 +93,7 @@ async def _guard(request: Request, job_id: str) -> None:
 
 async def _status_or_404(request: Request, job_id: str) -> dict[str, Any]:
     try:
-        status = await aio.get_status(request.app.ctx.redis, request.app.ctx.settings.redis_prefix, job_id)
+        status = await request.app.ctx.jobs.status(job_id)
     except RedisUnavailable as exc:
         raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
     if status is None:
@@ -165,7 +164,7 @@ async def job_stream(request: Request, job_id: str) -> None:
 async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
     await _guard(request, job_id)
     status = await _status_or_404(request, job_id)
-    if status["status"] != "finished":
+    if status["status"] != Status.FINISHED:
         raise ApiError(
             "JOB_NOT_COMPLETE",
             f"job {job_id} is {status['status']}; its result is readable once it has finished",
@@ -213,9 +212,8 @@ async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
 async def job_cancel(request: Request, job_id: str) -> HTTPResponse:
     await _guard(request, job_id)
     await _status_or_404(request, job_id)
-    prefix = request.app.ctx.settings.redis_prefix
     try:
-        outcome = await aio.cancel(request.app.ctx.redis, prefix, job_id)
+        outcome = await request.app.ctx.jobs.cancel(job_id)
     except RedisUnavailable as exc:
         raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
     status = await _status_document(request, job_id)

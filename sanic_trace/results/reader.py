@@ -16,11 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 import ujson
 
-from jobs import JobKeys, aio
+from jobs import ACTIVE, AsyncJobClient, JobKeys, Status
 from sanic_trace.results import ndjson
 from sanic_trace.results.layout import INDEX_SUFFIX, ResultIndex, chunk_suffix, chunks_for_window
-
-ACTIVE = ("queued", "started")
 
 
 class ResultExpired(Exception):
@@ -108,9 +106,10 @@ async def _live_lines(
     keepalive: _KeepAlive,
 ) -> AsyncIterator[bytes]:
     keys = JobKeys(prefix, job_id)
-    async with aio.JobEvents(client, prefix, job_id) as events:
+    jobs = AsyncJobClient(client, prefix)
+    async with jobs.events(job_id) as events:
         # Subscribed first, then read state: nothing that lands from here on can be missed.
-        status = await aio.get_status(client, prefix, job_id)
+        status = await jobs.status(job_id)
         index = await read_index(client, keys)
         if index is None and status is not None and status["status"] in ACTIVE:
             # Nothing to send yet (queued, or the child is starting): a keep-alive now sends the
@@ -126,7 +125,7 @@ async def _live_lines(
             await events.wait(keepalive.timeout())
             if keepalive.due():
                 yield ndjson.progress(status["status"], status.get("progress"))
-            status = await aio.get_status(client, prefix, job_id)
+            status = await jobs.status(job_id)
             index = await read_index(client, keys)
 
         domains = index.domains
@@ -154,7 +153,7 @@ async def _live_lines(
                 if progress.done:
                     yield ndjson.domain_end(domain, progress.records)
                     break
-                status = await aio.get_status(client, prefix, job_id)
+                status = await jobs.status(job_id)
                 if status is None or status["status"] not in ACTIVE:
                     # Ended without finishing this domain; read the index once more in case the
                     # last chunks landed between our read and the end.
@@ -169,33 +168,33 @@ async def _live_lines(
                 index = await read_index(client, keys) or index
 
         # Every domain is complete; the job may still be writing its end state.
-        status = await aio.get_status(client, prefix, job_id)
+        status = await jobs.status(job_id)
         deadline = time.monotonic() + 60
         while status is not None and status["status"] in ACTIVE and time.monotonic() < deadline:
             await events.wait(min(keepalive.timeout(), 1.0))
             if keepalive.due():
                 yield ndjson.progress(status["status"], status.get("progress"))
-            status = await aio.get_status(client, prefix, job_id)
-        if status is None or status["status"] != "finished":
+            status = await jobs.status(job_id)
+        if status is None or status["status"] != Status.FINISHED:
             yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
             return
         yield ndjson.complete(index.total_records, status.get("elapsed_seconds"))
 
 
 async def _missing_chunk_error(client: aioredis.Redis, prefix: str, job_id: str, message: str) -> bytes:
-    status = await aio.get_status(client, prefix, job_id)
+    status = await AsyncJobClient(client, prefix).status(job_id)
     if status is None:
         return ndjson.error("JOB_NOT_FOUND", "the job expired")
-    if status["status"] in ("cancelled", "failed"):
+    if status["status"] in (Status.CANCELLED, Status.FAILED):
         return _ended_error(status)
     return ndjson.error("JOB_RESULT_EXPIRED", message)
 
 
 def _ended_error(status: dict[str, Any]) -> bytes:
-    if status["status"] == "cancelled":
+    if status["status"] == Status.CANCELLED:
         return ndjson.error("JOB_CANCELLED", "the job was cancelled")
     error = status.get("error") or {}
-    if status["status"] == "finished":
+    if status["status"] == Status.FINISHED:
         # A finished job always wrote its index: if it is gone, it expired (or was deleted).
         return ndjson.error("JOB_RESULT_EXPIRED", "the result of this job has expired")
     return ndjson.error(error.get("code", "JOB_FAILED"), error.get("message", "the job failed"))

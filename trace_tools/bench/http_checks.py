@@ -1,6 +1,6 @@
 """The checks made against the real server: first live records, stream read rate, /health under load.
 
-Jobs are submitted with jobs.submit exactly as the API does (only the HTTP round trip of the
+Jobs are submitted with JobClient.submit exactly as the API does (only the HTTP round trip of the
 POST is skipped, so the clock starts at the submit itself); the server's own supervisor runs
 them. Every loop here is bounded in count and in time.
 """
@@ -18,9 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import redis
 
-from jobs import PoolConfig, cancel, get_status, submit
+from jobs import ACTIVE, JobClient, PoolConfig, Status
 from sanic_trace.pool import TRACE_EVENTS_KIND
-from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
 from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench.load_clients import stream_clients
@@ -37,10 +36,11 @@ def _epoch(iso: str | None) -> float | None:
 
 def _wait_ended(client: redis.Redis, prefix: str, job_id: str, timeout_s: float) -> dict[str, Any] | None:
     deadline = time.monotonic() + timeout_s
-    status = get_status(client, prefix, job_id)
+    jobs = JobClient(client, prefix)
+    status = jobs.status(job_id)
     while status is not None and status["status"] in ACTIVE and time.monotonic() < deadline:
         time.sleep(0.05)
-        status = get_status(client, prefix, job_id)
+        status = jobs.status(job_id)
     return status
 
 
@@ -51,23 +51,24 @@ class JobSubmitter:
         self.settings = settings
         self.config = config
         self.client = client
+        self.jobs = JobClient(client, config)
         self.job_ids: list[str] = []
 
     def submit(self, profile: str, ids: list[str], domains: list[str]) -> str:
         payload = EventsRequest(profile, ids, domains).to_payload()
-        job_id = submit(self.client, self.config, TRACE_EVENTS_KIND, payload)
+        job_id = self.jobs.submit(TRACE_EVENTS_KIND, payload)
         self.job_ids.append(job_id)
         return job_id
 
     def status(self, job_id: str) -> dict[str, Any] | None:
-        return get_status(self.client, self.config.prefix, job_id)
+        return self.jobs.status(job_id)
 
     def cancel_active(self) -> None:
         for job_id in self.job_ids:
             try:
                 status = self.status(job_id)
                 if status is not None and status["status"] in ACTIVE:
-                    cancel(self.client, self.config.prefix, job_id)
+                    self.jobs.cancel(job_id)
             except redis.RedisError:
                 pass
 
@@ -115,7 +116,7 @@ def first_records(
                     stream_s=read.seconds,
                     counts_agree=read.error is None and read.records == read.complete_total == result_total,
                 )
-                if status.get("status") == "finished":
+                if status.get("status") == Status.FINISHED:
                     finished_job = job_id
             measured.append(entry)
     delays = [m["first_records_after_start_s"] for m in measured if m["first_records_after_start_s"] is not None]
@@ -228,7 +229,7 @@ def health_under_load(
         def statuses() -> list[str]:
             return [(jobs.status(job_id) or {}).get("status", "missing") for job_id in job_ids]
 
-        while time.monotonic() < deadline and any(s == "queued" for s in statuses()):
+        while time.monotonic() < deadline and any(s == Status.QUEUED for s in statuses()):
             time.sleep(0.02)
         paths = [f"/api/trace/job/{job_ids[i % n_jobs]}/stream" for i in range(n_clients)]
         ctx = multiprocessing.get_context("spawn")
@@ -248,7 +249,7 @@ def health_under_load(
             # Redis is asked twice a second, not at every probe.
             if time.monotonic() - checked["at"] >= 0.5:
                 checked["at"] = time.monotonic()
-                checked["running"] = all(s == "started" for s in statuses())
+                checked["running"] = all(s == Status.STARTED for s in statuses())
             return checked["running"] and time.monotonic() < deadline
 
         load_before = os.getloadavg()

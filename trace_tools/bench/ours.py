@@ -2,7 +2,7 @@
 
 The supervisor is the service's own (`jobs.Supervisor` on a thread of the bench, configured by
 `sanic_trace.pool.pool_config(settings)`); the job is submitted exactly as the API submits it
-(`jobs.submit` with `EventsRequest.to_payload()`). The bench's own sampler follows the child the
+(`JobClient.submit` with `EventsRequest.to_payload()`). The bench's own sampler follows the child the
 supervisor spawns, at the same interval as the other variants; the supervisor's own peak
 (status `peak_rss_mb`, sampled every 0.2 s) is kept beside it as a cross-check.
 """
@@ -14,9 +14,8 @@ from typing import Any
 
 import redis
 
-from jobs import JobEvents, cancel, get_status, start_supervisor_thread, submit
+from jobs import ACTIVE, JobClient, Status, start_supervisor_thread
 from sanic_trace.pool import TRACE_EVENTS_KIND, pool_config
-from sanic_trace.results.reader import ACTIVE
 from sanic_trace.settings import Settings
 from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench.sampler import RssSampler, RssTrace
@@ -34,35 +33,35 @@ class PoolRunner:
         self.config = pool_config(settings)
         self.sample_interval = sample_interval
         self.client = redis.Redis.from_url(settings.redis_url)
+        self.jobs = JobClient(self.client, self.config)
         self.supervisor = start_supervisor_thread(self.config)
 
     def run(
         self, profile: str, ids: list[str], domains: list[str], timeout_s: float
     ) -> tuple[dict[str, Any], RssTrace]:
         payload = EventsRequest(profile, ids, domains).to_payload()
-        prefix = self.config.prefix
         sampler = RssSampler(self.sample_interval).start()
         job_id = None
         try:
             started = time.perf_counter()
-            job_id = submit(self.client, self.config, TRACE_EVENTS_KIND, payload)
+            job_id = self.jobs.submit(TRACE_EVENTS_KIND, payload)
             deadline = started + timeout_s
-            with JobEvents(self.client, prefix, job_id) as events:
+            with self.jobs.events(job_id) as events:
                 pid = self._wait_for_child(job_id, deadline)
                 if pid is not None:
                     sampler.attach(pid)
-                status = get_status(self.client, prefix, job_id)
+                status = self.jobs.status(job_id)
                 while status is not None and status["status"] in ACTIVE:
                     if time.perf_counter() > deadline:
                         raise JobRunFailed(f"job {job_id} ran past {timeout_s:g} s")
                     events.wait(0.5)
-                    status = get_status(self.client, prefix, job_id)
+                    status = self.jobs.status(job_id)
             wall = time.perf_counter() - started
         finally:
             trace = sampler.stop()
             if job_id is not None:
                 self._cancel_if_active(job_id)
-        if status is None or status["status"] != "finished":
+        if status is None or status["status"] != Status.FINISHED:
             raise JobRunFailed(f"job {job_id} ended as {status and status['status']}: {status and status.get('error')}")
         result = status.get("result") or {}
         return {
@@ -81,7 +80,7 @@ class PoolRunner:
             pid = self.supervisor.running_jobs.get(job_id)
             if pid is not None:
                 return pid
-            status = get_status(self.client, self.config.prefix, job_id)
+            status = self.jobs.status(job_id)
             if status is not None and status["status"] not in ACTIVE:
                 return None  # over before we saw it: the sampler has nothing to follow
             time.sleep(0.002)
@@ -89,9 +88,9 @@ class PoolRunner:
 
     def _cancel_if_active(self, job_id: str) -> None:
         try:
-            status = get_status(self.client, self.config.prefix, job_id)
+            status = self.jobs.status(job_id)
             if status is not None and status["status"] in ACTIVE:
-                cancel(self.client, self.config.prefix, job_id)
+                self.jobs.cancel(job_id)
         except redis.RedisError:
             pass
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
@@ -11,24 +10,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pool_samples import ALL_KINDS
+from pool_testkit import kill_tree
 
+from jobs import PoolConfig, Supervisor, run_supervisor
+
+# pytest puts this directory on sys.path (rootdir-relative conftest), so the test process imports
+# pool_samples / pool_testkit directly; the children reach pool_samples through import_paths.
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-# This directory is named `jobs` too. Under pytest's default import mode `tests/` lands on sys.path, where
-# `tests/jobs` would pass for a namespace package `jobs` unless the real package is reachable by path as
-# well (a regular package anywhere on sys.path wins over namespace portions). An editable install's
-# finder comes after the path scan, so the project root is added explicitly and an impostor dropped.
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))
-if "jobs" in sys.modules and getattr(sys.modules["jobs"], "__file__", None) is None:
-    del sys.modules["jobs"]
-if str(HERE) not in sys.path:  # jobs_samples / jobs_testkit, for this process; children get import_paths
-    sys.path.insert(0, str(HERE))
-
-from jobs_samples import ALL_KINDS  # noqa: E402
-from jobs_testkit import kill_tree  # noqa: E402
-
-from jobs import PoolConfig, Supervisor, run_supervisor  # noqa: E402
 
 
 @pytest.fixture

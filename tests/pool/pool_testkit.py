@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Collection
 from typing import Any
 
 import psutil
@@ -14,26 +15,27 @@ import redis
 # One definition of a bounded wait and of a free port for the whole test suite (tests/ is on sys.path).
 from server_process import free_port, wait_for  # noqa: F401 - re-exported to the pool tests
 
-from jobs import get_status
-
-ENDED = ("finished", "failed", "cancelled")
-
-
+from jobs import JobClient, Status
 
 
 def wait_status(
-    client: redis.Redis, prefix: str, job_id: str, statuses: tuple[str, ...] | str, timeout: float
+    jobs: JobClient, job_id: str, statuses: Collection[Status] | Status, timeout: float
 ) -> dict[str, Any]:
-    wanted = (statuses,) if isinstance(statuses, str) else statuses
+    wanted = {Status(statuses)} if isinstance(statuses, str) else set(statuses)
 
     def probe() -> dict[str, Any] | None:
-        status = get_status(client, prefix, job_id)
+        status = jobs.status(job_id)
         return status if status and status["status"] in wanted else None
 
     try:
-        return wait_for(probe, timeout, f"job {job_id} to be {'/'.join(wanted)}")
+        return wait_for(probe, timeout, f"job {job_id} to be {'/'.join(sorted(wanted))}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; status now: {get_status(client, prefix, job_id)}") from None
+        raise AssertionError(f"{exc}; status now: {jobs.status(job_id)}") from None
+
+
+def pid_of(jobs: JobClient, job_id: str, timeout: float = 10) -> int:
+    """The job's child pid, once the supervisor has written it."""
+    return wait_for(lambda: (jobs.status(job_id) or {}).get("pid"), timeout, f"the child pid of job {job_id}")
 
 
 def pid_gone(pid: int) -> bool:
@@ -41,8 +43,6 @@ def pid_gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
 
 
 class RedisServer:
@@ -112,4 +112,4 @@ def kill_tree(pid: int) -> None:
             pass
 
 
-__all__ = ["ENDED", "RedisServer", "free_port", "kill_tree", "pid_gone", "wait_for", "wait_status"]
+__all__ = ["RedisServer", "free_port", "kill_tree", "pid_gone", "pid_of", "wait_for", "wait_status"]

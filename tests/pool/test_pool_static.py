@@ -12,12 +12,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from jobs_testkit import pid_gone, wait_for
+from pool_testkit import pid_gone, wait_for
 
-from jobs import JobKeys, PoolConfig, PoolKeys, is_valid_job_id, new_job_id
-from jobs.guard import available_memory_mb, cgroup_headroom_bytes, process_tree_rss_mb
+from jobs import ACTIVE, TERMINAL, JobKeys, PoolConfig, PoolKeys, Status, is_valid_job_id, new_job_id
+from jobs.document import job_document
 from jobs.logfmt import kv
-from jobs.status import build_status
+from jobs.memory import available_memory_mb, cgroup_headroom_bytes, process_tree_rss_mb
 
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 FORBIDDEN = ("sanic", "sanic_trace")
@@ -25,7 +25,8 @@ FORBIDDEN = ("sanic", "sanic_trace")
 
 def test_importing_jobs_loads_neither_sanic_nor_the_service() -> None:
     code = (
-        "import sys, jobs, jobs.child, jobs.supervisor, jobs.queue, jobs.guard, jobs.context, jobs.registry;"
+        "import sys, jobs, jobs.child, jobs.supervisor, jobs.client, jobs.store, jobs.memory, jobs.context,"
+        " jobs.registry, jobs.process, jobs.outcome, jobs.link, jobs.host;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('sanic', 'sanic_trace'));"
         "print(','.join(bad))"
     )
@@ -44,6 +45,23 @@ def test_no_module_of_jobs_imports_sanic_statically() -> None:
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
     assert offenders == []
+
+
+def test_statuses_are_named_not_spelled() -> None:
+    """No status word as a string literal in jobs/ outside jobs/status.py (a document's field names aside)."""
+    words = {status.value for status in Status}
+    offenders = []
+    for path in JOBS_DIR.rglob("*.py"):
+        if path.name == "status.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        field_names = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in words and id(node) not in field_names:
+                offenders.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert offenders == []
+    assert ACTIVE | TERMINAL == set(Status) and not ACTIVE & TERMINAL
+    assert "queued" in ACTIVE and Status("cancelled") in TERMINAL  # statuses read back as text compare equal
 
 
 def test_job_ids_are_128_bit_hex_and_validated() -> None:
@@ -155,16 +173,16 @@ def test_status_document_shape() -> None:
         "phase": "x",
         "peak_rss_mb": "40.5",
     }
-    doc = build_status(job_id, raw, None)
+    doc = job_document(job_id, raw, None)
     assert doc["status"] == "finished" and doc["result"] == {"n": 1}
     assert doc["progress"] == {"phase": "x", "done": 3, "total": None, "records": None}
     assert doc["elapsed_seconds"] == 5.0 and doc["run_seconds"] == 3.0
     assert doc["created_at"].endswith("Z") and "T" in doc["created_at"]
-    failed = build_status(job_id, {"status": "failed", "error_code": "JOB_TIMEOUT", "error_message": "m"}, None)
+    failed = job_document(job_id, {"status": "failed", "error_code": "JOB_TIMEOUT", "error_message": "m"}, None)
     assert failed["error"] == {"code": "JOB_TIMEOUT", "message": "m"} and "result" not in failed
-    running = build_status(job_id, {"status": "started", "host": "h", "pid": "12"}, None)
+    running = job_document(job_id, {"status": "started", "host": "h", "pid": "12"}, None)
     assert (running["host"], running["pid"]) == ("h", 12)
-    queued = build_status(job_id, {"status": "queued"}, 4)
+    queued = job_document(job_id, {"status": "queued"}, 4)
     assert queued["queue_position"] == 4 and "host" not in queued
 
 

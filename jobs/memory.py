@@ -1,4 +1,8 @@
-"""Memory probes (psutil and cgroup files): host headroom for admission, RSS of a process tree."""
+"""Memory measurements (psutil and cgroup files): host headroom, RSS of a process tree, own RSS.
+
+Only measures: what a figure means — refuse a submit, hold the queue, kill a child — is decided
+by the caller (jobs.client, jobs.supervisor, jobs.context).
+"""
 
 from __future__ import annotations
 

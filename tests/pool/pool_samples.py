@@ -1,7 +1,7 @@
 """Job functions the pool tests run in real child processes.
 
 Reached by the children through PoolConfig.import_paths (this directory), named as
-"jobs_samples:<function>" in PoolConfig.job_kinds.
+"pool_samples:<function>" in PoolConfig.job_kinds.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def exits(ctx: JobContext, payload: dict) -> dict:
 
 
 ALL_KINDS = {
-    name: f"jobs_samples:{name}"
+    name: f"pool_samples:{name}"
     for name in (
         "echo",
         "sleeper",

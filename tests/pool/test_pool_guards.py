@@ -6,19 +6,20 @@ import os
 import signal
 import time
 
-from jobs_testkit import pid_gone, wait_for, wait_status
+from pool_testkit import pid_gone, pid_of, wait_for, wait_status
 
-from jobs import JobKeys, cancel, get_status, submit
+from jobs import TERMINAL, JobClient, JobKeys, Status
 
 
 def test_memory_hog_is_killed_with_its_peak_reported(redis_client, make_config, start_thread_supervisor) -> None:
     config = make_config(max_rss_mb=150)
-    job_id = submit(redis_client, config, "hog", {"steps": 60})
+    jobs = JobClient(redis_client, config)
+    job_id = jobs.submit("hog", {"steps": 60})
     start_thread_supervisor(config)
-    pid = wait_status(redis_client, config.prefix, job_id, "started", 10)["pid"] or wait_for(
-        lambda: get_status(redis_client, config.prefix, job_id)["pid"], 5, "the child's pid"
+    pid = wait_status(jobs, job_id, Status.STARTED, 10)["pid"] or wait_for(
+        lambda: jobs.status(job_id)["pid"], 5, "the child's pid"
     )
-    done = wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 20)
+    done = wait_status(jobs, job_id, TERMINAL, 20)
     assert done["error"]["code"] == "JOB_MEMORY_LIMIT", done
     assert "limit of 150 MB" in done["error"]["message"] and "peak RSS" in done["error"]["message"]
     assert done["peak_rss_mb"] > 150
@@ -28,9 +29,10 @@ def test_memory_hog_is_killed_with_its_peak_reported(redis_client, make_config, 
 
 def test_soft_limit_fails_a_checking_job_cleanly(redis_client, make_config, start_thread_supervisor) -> None:
     config = make_config(max_rss_mb=300, soft_rss_fraction=0.5)
-    job_id = submit(redis_client, config, "polite_hog", {"steps": 60})
+    jobs = JobClient(redis_client, config)
+    job_id = jobs.submit("polite_hog", {"steps": 60})
     start_thread_supervisor(config)
-    done = wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 20)
+    done = wait_status(jobs, job_id, TERMINAL, 20)
     assert done["error"]["code"] == "JOB_MEMORY_LIMIT", done
     assert "soft limit of 150 MB" in done["error"]["message"]  # the job stopped itself, before the hard limit
     assert "peak RSS" in done["error"]["message"] and done["peak_rss_mb"] < 300
@@ -38,29 +40,31 @@ def test_soft_limit_fails_a_checking_job_cleanly(redis_client, make_config, star
 
 def test_timeout_kills_the_child(redis_client, make_config, start_thread_supervisor) -> None:
     config = make_config(job_timeout_seconds=1.0)
-    job_id = submit(redis_client, config, "sleeper", {"seconds": 30})
+    jobs = JobClient(redis_client, config)
+    job_id = jobs.submit("sleeper", {"seconds": 30})
     start_thread_supervisor(config)
-    pid = wait_for(lambda: (get_status(redis_client, config.prefix, job_id) or {}).get("pid"), 10, "the child's pid")
-    done = wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 10)
+    pid = pid_of(jobs, job_id, 10)
+    done = wait_status(jobs, job_id, TERMINAL, 10)
     assert done["error"]["code"] == "JOB_TIMEOUT" and "longer than 1 s" in done["error"]["message"]
     assert 1.0 <= done["run_seconds"] < 4
     wait_for(lambda: pid_gone(pid), 2, "the child to be gone")
 
 
 def _cancel_running(redis_client, config, start_thread_supervisor, kind: str, payload: dict) -> float:
-    job_id = submit(redis_client, config, kind, payload)
+    jobs = JobClient(redis_client, config)
+    job_id = jobs.submit(kind, payload)
     start_thread_supervisor(config)
-    pid = wait_for(lambda: (get_status(redis_client, config.prefix, job_id) or {}).get("pid"), 10, "the child's pid")
+    pid = pid_of(jobs, job_id, 10)
     keys = JobKeys(config.prefix, job_id)
     ready = keys.data("chunk:demo:1" if kind == "writer" else "ready")
     wait_for(lambda: redis_client.exists(ready), 10, "the job to be under way")
-    result = cancel(redis_client, config.prefix, job_id)
+    result = jobs.cancel(job_id)
     cancelled_at = time.monotonic()
-    assert (result.previous_status, result.cancelled) == ("started", True)
+    assert (result.previous_status, result.cancelled) == (Status.STARTED, True)
     wait_for(lambda: pid_gone(pid), 1.0, f"child {pid} to be gone within 1 s of the cancel")
     took = time.monotonic() - cancelled_at
     assert took <= 1.0
-    assert get_status(redis_client, config.prefix, job_id)["status"] == "cancelled"
+    assert jobs.status(job_id)["status"] == Status.CANCELLED
     wait_for(lambda: redis_client.llen(f"{config.prefix}:running:{config.host_id}") == 0, 5, "running list cleared")
     left = sorted(k.decode() for k in redis_client.scan_iter(match=f"{config.prefix}:job:*", count=1000))
     assert left == [keys.job]  # data and request deleted, the hash remains to say so
@@ -79,13 +83,14 @@ def test_cancel_a_job_that_ignores_sigterm(redis_client, make_config, start_thre
 
 def test_child_killed_from_outside_is_reported(redis_client, make_config, start_thread_supervisor) -> None:
     config = make_config()
-    job_id = submit(redis_client, config, "sleeper", {"seconds": 30})
+    jobs = JobClient(redis_client, config)
+    job_id = jobs.submit("sleeper", {"seconds": 30})
     start_thread_supervisor(config)
-    pid = wait_for(lambda: (get_status(redis_client, config.prefix, job_id) or {}).get("pid"), 10, "the child's pid")
+    pid = pid_of(jobs, job_id, 10)
     os.kill(pid, signal.SIGKILL)
-    done = wait_status(redis_client, config.prefix, job_id, ("finished", "failed"), 5)
+    done = wait_status(jobs, job_id, TERMINAL, 5)
     assert done["error"]["code"] == "JOB_WORKER_DIED"
     assert f"child pid {pid} died from signal SIGKILL" in done["error"]["message"]
     # the supervisor carries on
-    after = submit(redis_client, config, "echo", {"after": True})
-    assert wait_status(redis_client, config.prefix, after, ("finished", "failed"), 10)["status"] == "finished"
+    after = jobs.submit("echo", {"after": True})
+    assert wait_status(jobs, after, TERMINAL, 10)["status"] == Status.FINISHED
