@@ -334,6 +334,7 @@ def _spec_groups(db: sqlite3.Connection) -> dict[str, tuple[str, int]]:
 def expected_upstream_history(db: sqlite3.Connection, ids: Sequence[str]) -> list[dict[str, Any]]:
     """One record per (container, work center, machine): first track-in row, last track-out, row count."""
     specs = _spec_groups(db)
+    families = dict(db.execute("SELECT RESOURCEID, RESOURCEFAMILYNAME FROM DW_MES_RESOURCE"))
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in _in_ids(db, "DW_MES_LOTWIPHISTORY", ids):
         if row["EQUIPMENTID"] is not None and row["TRACKINTIMESTAMP"] is not None:
@@ -352,7 +353,13 @@ def expected_upstream_history(db: sqlite3.Connection, ids: Sequence[str]) -> lis
                 "EQUIPMENTID": first["EQUIPMENTID"],
                 "EQUIPMENTNAME": first["EQUIPMENTNAME"],
                 "SPECNAME": first["SPECNAME"],
+                "RESOURCEFAMILYNAME": families.get(first["EQUIPMENTID"]),
                 "FIRST_TRACKINTIMESTAMP": iso(first["TRACKINTIMESTAMP"]),
+                # The quantity of the first track-in: the largest of its rows (partial track-outs).
+                "FIRST_TRACKINQTY": max(
+                    (r["TRACKINQTY"] for r in rows if r["TRACKINTIMESTAMP"] == first["TRACKINTIMESTAMP"]),
+                    key=lambda q: (q is not None, q),
+                ),
                 "LAST_TRACKOUTTIMESTAMP": iso(max(outs)) if outs else None,
                 "TRACK_ROWS": len(rows),
                 "FIRST_HISTORYID": first["HISTORYID"],
