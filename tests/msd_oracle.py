@@ -395,18 +395,20 @@ def _analyse(
         )
         defects: dict[str, int] = defaultdict(int)
         for rej in wh.rejects.get(cid, ()):
-            if rej.workcenter in st.workcenters and _in_window(rej.txn, window):
+            # docs/msd.md §2: a reject row is placed by its SPECNAME's work center.
+            spec = wh.specs.get(rej.spec)
+            if spec is not None and spec.workcenter in st.workcenters and _in_window(rej.txn, window):
                 defects[rej.reason] += rej.qty
         facts = wh.containers.get(cid)
         lots.append(
             Lot(
                 container_id=cid,
                 name=container_name(cid),
-                # CHOICE: PJ_TYPE / PRODUCTLINENAME are the column's value, None for NULL or a missing row.
-                pj_type=facts.pj_type if facts is not None else None,
-                product_line=facts.product_line if facts is not None else None,
+                # docs/msd.md §2: PJ_TYPE / PRODUCTLINENAME / WORKFLOW are "" for NULL or a missing row.
+                pj_type=(facts.pj_type or "") if facts is not None else "",
+                product_line=(facts.product_line or "") if facts is not None else "",
                 workflow=(facts.workflow or "") if facts is not None else "",
-                detection_machine=detection.equipment_name,
+                detection_machine=detection.equipment_name or "",
                 detection_day=detection.track_in.date().isoformat(),
                 input=lot_input,
                 defects_by_reason=dict(defects),
@@ -429,9 +431,6 @@ def _analyse(
     }  # over the population, > 0
 
     # §3 genealogy.
-    def has_parent(cid: str) -> bool:
-        return bool(wh.parents.get(cid))
-
     for lot in lots:
         if genealogy_error is None:
             lot.closure = reach(lot.container_id, wh.parents)
@@ -439,7 +438,9 @@ def _analyse(
         else:
             lot.closure = {lot.container_id}
             lot.tracked = {lot.container_id}
-        roots = [container_name(c) for c in lot.closure if not has_parent(c)]
+        # docs/msd.md §3: root-most = no parent inside the lot's own closure (a chain cut by the
+        # 20-step limit has its last container as root; a cycle has none).
+        roots = [container_name(c) for c in lot.closure if not (wh.parents.get(c, set()) & lot.closure)]
         lot.wafer_root = min(roots) if roots else lot.name
 
     total_input = sum(lot.input for lot in lots)
@@ -460,10 +461,10 @@ def _analyse(
         ]
     container_mode_hint = None
     if window is None and missing:
-        # CHOICE: {missing_count, missing_names}: the names sorted, the first 20.
+        # docs/msd.md §2: {missing_count, missing_lots}: the names sorted, the first 20.
         container_mode_hint = {
             "missing_count": len(missing),
-            "missing_names": sorted(container_name(c) for c in missing)[:20],
+            "missing_lots": sorted(container_name(c) for c in missing)[:20],
         }
     common: dict[str, Any] = {
         "daily_trend": daily_trend,
@@ -585,14 +586,16 @@ def select_suspects(factors: list[Factor], universe0: set[int], rates: dict[int,
             e = universe.exposed(factor.lots)
             if position in chosen_ids or len(e) < SUSPECT_MIN_LOTS:
                 continue
-            candidate = (-universe.z_of(e), *_factor_order(factor), position)
+            # docs/msd.md §4: z compared to 9 decimals, so that equal lot sets tie exactly.
+            z = universe.z_of(e)
+            candidate = (-round(z, 9), *_factor_order(factor), position, z)
             if best is None or candidate < best:
                 best = candidate
-        if best is None or -best[0] <= 0:
+        if best is None or best[-1] <= 0:
             break
-        position = best[-1]
+        position = best[-2]
         chosen_ids.add(position)
-        chosen.append((factors[position], -best[0]))
+        chosen.append((factors[position], best[-1]))
         members = members - factors[position].lots
     return chosen
 

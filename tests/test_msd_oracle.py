@@ -511,7 +511,7 @@ def test_small_container_mode(small: Path) -> None:
         "top_loss_reason": "OPEN",  # 3 + 12 + 3 + 50 = 68
         "affected_machine_count": 6,
     }
-    assert got["container_mode_hint"] == {"missing_count": 1, "missing_names": ["LN"]}
+    assert got["container_mode_hint"] == {"missing_count": 1, "missing_lots": ["LN"]}
     assert got["daily_trend"] == []
     # A1 + E on EQ-FT-1: 100 + 100, 5 + 50; A2 + B + C on EQ-FT-2: 50 + 150 + 110, 12 + 0 + 7; Σ 77.
     assert [(i["name"], i["input_qty"], i["defect_qty"], i["lot_count"], i["cumulative_pct"])
@@ -536,7 +536,7 @@ def test_small_container_mode(small: Path) -> None:
     # More than 20 missing seeds: the count, and 20 names (sorted; unknown ids stand for themselves).
     many = [cid(0x1000 + k) for k in range(25)]
     hint = msd_oracle(small, seeds=[A1, *many, N])["container_mode_hint"]
-    assert hint == {"missing_count": 26, "missing_names": sorted([*many, "LN"])[:20]}
+    assert hint == {"missing_count": 26, "missing_lots": sorted([*many, "LN"])[:20]}
 
 
 def test_small_forward(small: Path) -> None:
@@ -677,7 +677,8 @@ def test_genealogy_twenty_steps_and_cycles(tmp_path: Path) -> None:
     # D25's closure: D05 .. D25 (20 steps up); D04's machine is out of reach; D05 still has a parent.
     assert detail["D25"]["ANCESTOR_COUNT"] == 20
     assert [m["machine"] for m in detail["D25"]["UPSTREAM_MACHINES"]] == [f"EQ-C{k:02d}-NAME" for k in range(5, 26)]
-    assert detail["D25"]["WAFER_ROOT"] == "D25"  # no container of the closure is parentless
+    # The chain is cut at D05: no parent of D05 is in the closure, so D05 is its root-most container.
+    assert detail["D25"]["WAFER_ROOT"] == "D05"
     assert (detail["D00"]["ANCESTOR_COUNT"], detail["D00"]["WAFER_ROOT"]) == (0, "D00")
     assert (detail["GX-1"]["ANCESTOR_COUNT"], detail["GX-1"]["WAFER_ROOT"]) == (1, "GX-1")  # a cycle
     # Forward from D00: D00 .. D20 (20 steps down), each reaching 包裝 once.

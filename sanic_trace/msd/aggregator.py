@@ -34,10 +34,20 @@ _LOT_SLICE = 8192
 
 class MsdAggregator:
     def __init__(
-        self, population: Population, genealogy: Genealogy, detection: Detection, direction: str, mode: str
+        self,
+        population: Population,
+        genealogy: Genealogy,
+        detection: Detection,
+        direction: str,
+        mode: str,
+        ancestor_count: np.ndarray | None = None,
     ) -> None:
         self.population = population
         self.genealogy = genealogy
+        # Per lot |closure| - 1: the backward genealogy's own, or (forward) counted by the caller.
+        self.ancestor_count = (
+            np.diff(genealogy.member_offsets).astype(np.int32) - 1 if ancestor_count is None else ancestor_count
+        )
         self.detection = detection
         self.direction = direction
         self.mode = mode
@@ -56,6 +66,7 @@ class MsdAggregator:
         self._input_at = np.zeros((n, len(groups)), dtype=np.float64)
         self._reject_at = np.zeros((n, len(groups)), dtype=np.float64)
         self._machine_input: dict[tuple[int, str], float] = {}
+        self._machine_lots: dict[tuple[int, str], int] = {}
         self._machine_reject: dict[tuple[int, str], float] = {}
         self._reason_reject: dict[tuple[int, str], float] = {}
         # The first track-in of the container being read, per group and per (group, machine).
@@ -147,6 +158,7 @@ class MsdAggregator:
                 self._input_at[self._current, slot] = qty
             else:
                 self._machine_input[slot] = self._machine_input.get(slot, 0.0) + qty
+                self._machine_lots[slot] = self._machine_lots.get(slot, 0) + 1
         self._first.clear()
         self._current = None
 
@@ -172,7 +184,6 @@ class MsdAggregator:
 
     def finish(self) -> MsdIndex:
         population, genealogy = self.population, self.genealogy
-        sizes = np.diff(genealogy.member_offsets).astype(np.int32) - 1
         index = MsdIndex(
             direction=self.direction,
             mode=self.mode,
@@ -197,7 +208,7 @@ class MsdAggregator:
             reasons=population.reasons,
             missing_count=population.missing_count,
             missing_names=population.missing_names,
-            ancestor_count=sizes,
+            ancestor_count=self.ancestor_count,
         )
         if self.direction == BACKWARD:
             self._finish_backward(index)
@@ -278,6 +289,7 @@ class MsdAggregator:
                             "name": m,
                             "input_qty": self._machine_input.get((column, m), 0.0),
                             "reject_qty": self._machine_reject.get((column, m), 0.0),
+                            "lot_count": self._machine_lots.get((column, m), 0),
                         }
                         for m in machines
                     ],
@@ -285,7 +297,8 @@ class MsdAggregator:
                 }
             )
         index.forward = {"stations": stations, "tracked_lot_count": len(genealogy.containers)}
-        # Per lot, over its tracked set: groups reached, rejects and inputs there, the worst group.
+        # Per lot, over its tracked set: the groups reached (a bit per group, in route order), the
+        # rejects and inputs there, and the worst group (the earlier one on a tie).
         n_lots = len(genealogy.member_offsets) - 1
         lot_downstream = np.zeros((n_lots, 3), dtype=np.float64)
         worst: list[str] = []
@@ -293,7 +306,8 @@ class MsdAggregator:
             members = genealogy.lot_members(lot)
             reached = self._reached[members].any(axis=0)
             rejects = self._reject_at[members].sum(axis=0)
-            lot_downstream[lot] = (reached.sum(), rejects.sum(), self._input_at[members].sum())
+            bits = sum(1 << column for column in np.flatnonzero(reached).tolist())
+            lot_downstream[lot] = (bits, rejects.sum(), self._input_at[members].sum())
             worst.append(groups[int(np.argmax(rejects))][0] if groups and rejects.max() > 0 else "")
         index.lot_downstream = lot_downstream
         index.lot_worst = worst

@@ -32,8 +32,13 @@ def rate(part: float, whole: float) -> float:
     return round(float(part) / float(whole) * 100, 4) if whole else 0.0
 
 
-def pareto(items: list[dict[str, Any]], top: int | None = TOP_N) -> list[dict[str, Any]]:
-    """Sorted by defect_qty (then name), the top N plus one 其他 of the rest, with cumulative_pct."""
+def pareto(
+    items: list[dict[str, Any]], top: int | None = TOP_N, rate_base: float | None = None
+) -> list[dict[str, Any]]:
+    """Sorted by defect_qty (then name), the top N plus one 其他 of the rest, with cumulative_pct.
+
+    Items without an input (loss reasons) take their rate over `rate_base`; so does their 其他.
+    """
     items = sorted(items, key=lambda item: (-item["defect_qty"], item["name"]))
     if top is not None and len(items) > top:
         rest = items[top:]
@@ -44,6 +49,8 @@ def pareto(items: list[dict[str, Any]], top: int | None = TOP_N) -> list[dict[st
                 other[field] = number(sum(item[field] for item in rest))
         if "input_qty" in other:
             other["defect_rate"] = rate(other["defect_qty"], other["input_qty"])
+        elif rate_base is not None:
+            other["defect_rate"] = rate(other["defect_qty"], rate_base)
         items.append(other)
     total = sum(item["defect_qty"] for item in items)
     running = 0.0
@@ -138,11 +145,7 @@ def aggregate(index: MsdIndex, loss_reasons: Sequence[str] = ()) -> dict[str, An
 def _container_mode_hint(index: MsdIndex) -> dict[str, Any] | None:
     if index.mode != "container" or not index.missing_count:
         return None
-    return {
-        "message": f"{index.missing_count} of the lots have no track-in at {', '.join(index.stations)}",
-        "missing_count": index.missing_count,
-        "missing_lots": index.missing_names,
-    }
+    return {"missing_count": index.missing_count, "missing_lots": index.missing_names}
 
 
 def _daily_trend(index: MsdIndex, d: np.ndarray) -> list[dict[str, Any]]:
@@ -196,6 +199,7 @@ class _Factors:
         self.defect = np.bincount(self.pair_factor, weights=d[self.pair_lot], minlength=n_factors)
         self.evaluated = index.input > 0  # U0
         self.rate = np.where(self.evaluated, d / np.where(self.evaluated, index.input, 1.0), 0.0)
+        self.in_u = self.evaluated.copy()  # U: the lots still to explain
         u = self.evaluated.astype(np.float64)
         self.u_count = np.bincount(self.pair_factor, weights=u[self.pair_lot], minlength=n_factors)
         self.u_sum = np.bincount(self.pair_factor, weights=(self.rate * u)[self.pair_lot], minlength=n_factors)
@@ -215,8 +219,13 @@ class _Factors:
             mean_e = self.u_sum / e
             mean_r = (self.s1 - self.u_sum) / rest
             z = (mean_e - mean_r) / np.sqrt(variance * (1 / e + 1 / rest))
-        valid = (e >= 1) & (rest >= 1) & (variance > 0)
+        # "The rates are not all equal" decided exactly, not by a float variance that cancels to ~0.
+        valid = (e >= 1) & (rest >= 1) & self.rates_differ()
         return np.where(valid, z, 0.0)
+
+    def rates_differ(self) -> bool:
+        rates = self.rate[self.in_u]
+        return bool(len(rates) > 1 and rates.min() != rates.max())
 
     def lots_of(self, factor: int) -> np.ndarray:
         return self.pair_lot[self.pair_factor == factor]
@@ -319,12 +328,14 @@ def _by_machine_name(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]
 
 def _suspects(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]:
     """docs/msd.md §4: forward selection over all factors, on the lots earlier suspects leave."""
+    # Ties: kind, then name, then the key fields (docs/msd.md §4).
+    order = sorted(range(factors.n), key=lambda f: (index.factors[f][0], [str(v) for v in index.factors[f][1:]]))
     rank = np.empty(factors.n, dtype=np.int64)
-    rank[np.lexsort((np.asarray(factors.names, dtype=object).astype(str), factors.kinds))] = np.arange(factors.n)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(factors.n)
     eligible = factors.lots >= MIN_SUSPECT_LOTS
     chosen: list[int] = []
     scores: list[float] = []
-    u = factors.evaluated.copy()
+    u = factors.in_u
     by_lot_offsets = index.exposure_offsets
     while len(chosen) < MAX_SUSPECTS:
         z = factors.z()
@@ -333,13 +344,15 @@ def _suspects(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]:
         if not candidates.any():
             break
         idx = np.flatnonzero(candidates)
-        best_z = z[idx].max()
-        if best_z <= 0:
-            break
-        tied = idx[z[idx] == best_z]
+        # Compared to 9 decimals: sums kept incrementally differ from fresh ones in the last bits,
+        # and two factors with the same lots in U must tie exactly (docs/msd.md §4).
+        compared = np.round(z[idx], 9)
+        tied = idx[compared == compared.max()]
         best = int(tied[np.argmin(rank[tied])])
+        if z[best] <= 0:
+            break
         chosen.append(best)
-        scores.append(round(float(best_z), 4))
+        scores.append(round(float(z[best]), 4))
         # Remove its lots still in U: every factor they touch loses them.
         lots = factors.lots_of(best)
         lots = lots[u[lots]]
@@ -405,6 +418,7 @@ def _forward(index: MsdIndex, d: np.ndarray, total_input: float, detection_chart
                     {"name": m["name"], "input_qty": number(m["input_qty"]), "reject_qty": number(m["reject_qty"])}
                     for m in station["machines"]
                 ],
+                "_machine_lots": {m["name"]: m["lot_count"] for m in station["machines"]},
                 "loss_reasons": [{"name": r["name"], "qty": number(r["qty"])} for r in station["loss_reasons"]],
             }
         )
@@ -413,10 +427,12 @@ def _forward(index: MsdIndex, d: np.ndarray, total_input: float, detection_chart
     machines: dict[str, list[float]] = {}
     reasons: dict[str, float] = {}
     for station in stations:
+        lots_on = station.pop("_machine_lots")
         for m in station["machines"]:
             totals = machines.setdefault(m["name"], [0.0, 0.0, 0])
             totals[0] += m["input_qty"]
             totals[1] += m["reject_qty"]
+            totals[2] += lots_on[m["name"]]
         for r in station["loss_reasons"]:
             reasons[r["name"]] = reasons.get(r["name"], 0.0) + r["qty"]
     return {
@@ -449,15 +465,22 @@ def _forward(index: MsdIndex, d: np.ndarray, total_input: float, detection_chart
             ),
             "by_downstream_machine": pareto(
                 [
-                    {"name": name, "input_qty": number(i), "defect_qty": number(r), "defect_rate": rate(r, i)}
-                    for name, (i, r, _) in machines.items()
+                    {
+                        "name": name,
+                        "input_qty": number(i),
+                        "defect_qty": number(r),
+                        "defect_rate": rate(r, i),
+                        "lot_count": lots,
+                    }
+                    for name, (i, r, lots) in machines.items()
                 ]
             ),
             "by_downstream_loss_reason": pareto(
                 [
                     {"name": name, "defect_qty": number(q), "defect_rate": rate(q, downstream_input)}
                     for name, q in reasons.items()
-                ]
+                ],
+                rate_base=downstream_input,
             ),
             "by_detection_machine": detection_chart,
         },

@@ -92,7 +92,7 @@ def _backward_columns(index: MsdIndex, lot: int) -> dict[str, Any]:
         if key[0] == MACHINE:
             machines.append((key[3], key[1], key[2]))
         elif key[0] == MATERIAL:
-            materials.append((key[2], key[3] or ""))
+            materials.append((key[2], key[3]))
         elif key[0] == WAFER_ROOT:
             root = key[1]
     upstream = [
@@ -103,15 +103,20 @@ def _backward_columns(index: MsdIndex, lot: int) -> dict[str, Any]:
     return {
         "UPSTREAM_MACHINES": upstream,
         "UPSTREAM_MACHINE_COUNT": len(upstream),
-        "UPSTREAM_MATERIALS": [{"part": part, "lot": lot_name} for part, lot_name in sorted(set(materials))],
+        # A material issued without a lot has lot None (sorted as if it were "").
+        "UPSTREAM_MATERIALS": [
+            {"part": part, "lot": lot_name}
+            for part, lot_name in sorted(set(materials), key=lambda m: (m[0], m[1] or ""))
+        ],
         "WAFER_ROOT": root,
     }
 
 
 def _forward_columns(index: MsdIndex, lot: int) -> dict[str, Any]:
     reached, rejects, inputs = index.lot_downstream[lot].tolist()
+    stations = index.forward.get("stations", [])
     return {
-        "DOWNSTREAM_STATIONS": int(reached),
+        "DOWNSTREAM_STATIONS": [s["station"] for i, s in enumerate(stations) if int(reached) >> i & 1],
         "DOWNSTREAM_REJECTS": number(rejects),
         "DOWNSTREAM_REJECT_RATE": rate(rejects, inputs),
         "WORST_DOWNSTREAM": index.lot_worst[lot],

@@ -85,8 +85,13 @@ class _Builder:
             members.extend(sorted(reached - {start}))
             member_offsets.append(len(members))
             if backward:
-                # Root-most: no parent edge at all (a depth-capped container counts as a root).
-                names = [self.names.get(c) or self.containers[c] for c in reached if offsets[c] == offsets[c + 1]]
+                # Root-most: no parent inside the lot's closure (where the 20-step limit cuts a
+                # chain, its last container; a cycle has none).
+                names = [
+                    self.names.get(c) or self.containers[c]
+                    for c in reached
+                    if not any(p in reached for p in targets[offsets[c] : offsets[c + 1]].tolist())
+                ]
                 roots.append(min(names) if names else lot_names[lot])  # none: a cycle
         return Genealogy(
             containers=self.containers,

@@ -47,7 +47,7 @@ class MsdIndex:
     reasons: list[str]
     missing_count: int
     missing_names: list[str]
-    ancestor_count: np.ndarray  # int32: |closure| - 1 (backward) or |tracked set| - 1 (forward)
+    ancestor_count: np.ndarray  # int32: |closure| - 1, in both directions
     # -- backward: factors and exposures ------------------------------------------------------
     # factor -> [kind, name, *key fields]: machine [0, name, group, order, id, family],
     # material [1, key, part, lot], wafer root [2, name].

@@ -142,7 +142,7 @@ def read_population(
         defect_qty=np.zeros(0, dtype=np.float64),
         reasons=reasons.values,
         missing_count=len(missing),
-        missing_names=[(facts_by_id.get(s) or (None,))[0] or s for s in missing[:HINT_NAMES]],
+        missing_names=sorted((facts_by_id.get(s) or (None,))[0] or s for s in missing)[:HINT_NAMES],
     )
     facts.code("")
     for i, cid in enumerate(lot_ids):

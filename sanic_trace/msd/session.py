@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
+
 from sanic_trace.db.errors import DatabaseError
 from sanic_trace.db.source import DataSource
 from sanic_trace.msd import genealogy as genealogies
@@ -58,7 +60,15 @@ def start_analysis(source: DataSource, request: MsdRequest) -> MsdAggregator:
     except DatabaseError as exc:
         genealogy = genealogies.lots_alone(population.lot_ids, population.names, direction, str(exc))
     mode = "container" if request.params.get("mode") == "container" else "date_range"
-    return MsdAggregator(population, genealogy, detection, direction, mode)
+    ancestors = None
+    if direction == genealogies.FORWARD and genealogy.status == "ready":
+        # Detail rows show ANCESTOR_COUNT in both directions: the closure is walked for its size only.
+        try:
+            closure = genealogies.walk(source, population.lot_ids, population.names, genealogies.BACKWARD)
+            ancestors = np.diff(closure.member_offsets).astype(np.int32) - 1
+        except DatabaseError as exc:
+            genealogy = genealogies.lots_alone(population.lot_ids, population.names, direction, str(exc))
+    return MsdAggregator(population, genealogy, detection, direction, mode, ancestors)
 
 
 def event_container_ids(aggregator: MsdAggregator, extra_ids: Sequence[str]) -> list[str]:
