@@ -18,6 +18,7 @@ import ujson
 
 from jobs import JobKeys, aio
 from sanic_trace.results import ndjson
+from sanic_trace.results.envelope import EventsEnvelope, array_content
 from sanic_trace.results.layout import INDEX_SUFFIX, ResultIndex, chunk_suffix, chunks_for_window
 
 ACTIVE = ("queued", "started")
@@ -202,16 +203,19 @@ def _ended_error(status: dict[str, Any]) -> bytes:
 
 
 async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) -> AsyncIterator[bytes]:
-    """The inline path's body for the same request, built from the stored chunks."""
-    yield b'{"stage":"events","results":{'
-    for d_index, domain in enumerate(index.domains):
+    """The inline path's body for the same request, spliced from the stored chunks.
+
+    Written through the same EventsEnvelope as the inline path, so the bytes are the same.
+    """
+    envelope = EventsEnvelope()
+    yield envelope.head()
+    for domain in index.domains:
         progress = index.per_domain[domain]
-        yield (b"," if d_index else b"") + ujson.dumps(domain).encode() + b':{"data":['
+        yield envelope.open_domain(domain)
         for n in range(progress.chunks):
-            chunk = await get_chunk(client, keys, domain, n)
-            yield (b"," if n else b"") + chunk[1:-1]
-        yield b'],"count":' + str(progress.records).encode() + b"}"
-    yield b'},"aggregation":null}'
+            yield envelope.items(array_content(await get_chunk(client, keys, domain, n)))
+        yield envelope.close_domain(progress.records)
+    yield envelope.end()
 
 
 async def page(
