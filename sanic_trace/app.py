@@ -12,7 +12,6 @@ import sys
 import redis.asyncio as aioredis
 from sanic import Sanic
 
-from jobs import aio
 from sanic_trace.api import error_handler, health, jobs, request_meta, trace
 from sanic_trace.api.protection import InlineSlots, RateLimiter
 from sanic_trace.compat import fix_shutdown_during_startup
@@ -73,8 +72,6 @@ def create_app(
     health.install(app)
     app.blueprint(trace.bp)
     app.blueprint(jobs.bp)
-    # Events requests over TRACE_ASYNC_CID_THRESHOLD go to the pool; None back means "serve inline".
-    app.ctx.route_large_events = jobs.submit_events_job
     app.ctx.pool_config = pool_config(settings)
     if with_supervisor:
         embed_supervisor(app, settings)
@@ -87,11 +84,6 @@ def create_app(
         )
         app.ctx.rate_limiter = RateLimiter(app.ctx.redis, settings.redis_prefix, settings.rate_limit_window_seconds)
         app.ctx.inline_slots = InlineSlots(settings.inline_max_concurrency)
-
-        async def pool_state() -> dict:
-            return await aio.pool_state(app.ctx.redis, settings.redis_prefix)
-
-        app.ctx.pool_state = pool_state
 
     @app.after_server_stop
     async def close_connections(app: Sanic) -> None:

@@ -53,7 +53,8 @@ def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[l
     return events.iter_domain_batches(request.app.ctx.source, domain, req.container_ids)
 
 
-async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None) -> None:
+async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None, trace_path: str) -> None:
+    """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value."""
     slots = request.app.ctx.inline_slots
     async with slots.slot():
         first_domain = req.domains[0]
@@ -69,7 +70,7 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
         response = await request.respond(
             content_type="application/json",
             headers={
-                "X-Trace-Path": getattr(request.ctx, "trace_path", "inline"),
+                "X-Trace-Path": trace_path,
                 "X-Request-ID": request.ctx.request_id,
                 # miss: this body is being stored as it is sent; bypass: this request is never cached.
                 "X-Cache": "miss" if cache is not None else "bypass",

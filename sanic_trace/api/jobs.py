@@ -1,5 +1,6 @@
 """Trace jobs over HTTP: submitting large events requests, and reading their status and results.
 
+POST   /api/trace/events            over TRACE_ASYNC_CID_THRESHOLD: submit_events_job (api/trace.py routes)
 GET    /api/trace/job/<id>          status + result summary
 GET    /api/trace/job/<id>/stream   live, resumable NDJSON (?domain=D&from_batch=N)
 GET    /api/trace/job/<id>/result   the inline body, or a page (?domain=D&offset=O&limit=L)
@@ -37,34 +38,18 @@ log = logging.getLogger("sanic_trace.jobs_api")
 bp = Blueprint("trace_jobs", url_prefix="/api/trace/job")
 
 
-# --- submission (called by POST /api/trace/events over the threshold) -------------------------
-async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse | None:
-    """202 with the job's URLs; None when the job path is unavailable and inline is allowed."""
-    settings = request.app.ctx.settings
-    payload = req.to_payload()
+# --- submission (POST /api/trace/events, routed to a job by api/routing.py) -------------------
+async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse:
+    """202 with the job's URLs. Raises jobs.RedisUnavailable when the job path is unavailable
+    (the caller routes again without it)."""
     try:
-        job_id = await aio.submit(request.app.ctx.redis, request.app.ctx.pool_config, TRACE_EVENTS_KIND, payload)
+        job_id = await aio.submit(
+            request.app.ctx.redis, request.app.ctx.pool_config, TRACE_EVENTS_KIND, req.to_payload()
+        )
     except QueueFull as exc:
         raise ApiError("JOB_QUEUE_FULL", str(exc)) from None
     except MemoryPressure as exc:
         raise ApiError("MEMORY_PRESSURE", str(exc)) from None
-    except RedisUnavailable as exc:
-        inline_allowed = req.profile == "mid_section_defect" or len(req.container_ids) <= settings.events_cid_limit
-        log.warning(
-            "job_path_unavailable request_id=%s inline_fallback=%s error=%s",
-            request.ctx.request_id,
-            inline_allowed,
-            exc,
-        )
-        if inline_allowed:
-            request.ctx.trace_path = "inline-fallback"
-            return None
-        raise ApiError(
-            "CID_LIMIT_EXCEEDED",
-            f"{len(req.container_ids)} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
-            "and the job path is unavailable (Redis is down)",
-            extra={"cid_count": len(req.container_ids), "limit": settings.events_cid_limit},
-        ) from None
     base = f"/api/trace/job/{job_id}"
     log.info(
         "events_job_submitted request_id=%s job_id=%s cids=%d domains=%s",

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ujson
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
+from jobs import RedisUnavailable
 from sanic_trace.api import body as bodies
 from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached, store
 from sanic_trace.api.inline_events import cut_off, stream_inline
+from sanic_trace.api.jobs import submit_events_job
 from sanic_trace.api.request_meta import client_ip
+from sanic_trace.api.routing import MSD, Route, cid_limit_exceeded, route_events
 from sanic_trace.errors import ApiError
 from sanic_trace.trace import events, lineage, seeds
 from sanic_trace.trace.events import EventsRequest
 from sanic_trace.trace.params import check_params, check_profile, string_list
+
+log = logging.getLogger("sanic_trace.trace_api")
 
 bp = Blueprint("trace", url_prefix="/api/trace")
 
@@ -119,30 +125,30 @@ async def events_stage(request: Request) -> HTTPResponse | None:
     req = parse_events_request(bodies.json_object(request))
     cid_count = len(req.container_ids)
 
-    if cid_count > settings.async_cid_threshold:
-        routed = await request.app.ctx.route_large_events(request, req)
-        if routed is not None:
-            return routed
-    if req.profile != "mid_section_defect" and cid_count > settings.events_cid_limit:
-        raise ApiError(
-            "CID_LIMIT_EXCEEDED",
-            f"{cid_count} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
-            "and the job path is not available",
-            extra={"cid_count": cid_count, "limit": settings.events_cid_limit},
-        )
+    job_path_available = True
+    route = route_events(cid_count, req.profile, settings, job_path_available)
+    if route is Route.JOB:
+        try:
+            return await submit_events_job(request, req)
+        except RedisUnavailable as exc:
+            job_path_available = False
+            route = route_events(cid_count, req.profile, settings, job_path_available)
+            log.warning(
+                "job_path_unavailable request_id=%s route=%s error=%s", request.ctx.request_id, route.value, exc
+            )
+    if route is Route.REFUSE:
+        raise cid_limit_exceeded(cid_count, settings, job_path_available)
 
     cache = None
     cacheable = (
-        settings.cache_ttl_seconds > 0
-        and req.profile != "mid_section_defect"
-        and cid_count <= settings.cache_skip_cid_threshold
+        settings.cache_ttl_seconds > 0 and req.profile != MSD and cid_count <= settings.cache_skip_cid_threshold
     )
     if cacheable:
         key, _ = cache_key(settings.redis_prefix, "events", req.cache_material())
-        replayed = await _replay_cached(request, key, {"X-Trace-Path": "inline"})
+        replayed = await _replay_cached(request, key, {"X-Trace-Path": route.value})
         if replayed:
             return None
         if replayed is not None:
             cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
-    await stream_inline(request, req, cache)
+    await stream_inline(request, req, cache, route.value)
     return None
