@@ -18,6 +18,7 @@ import ujson
 from sanic import Request
 
 from sanic_trace.api.cache import CacheWriter
+from sanic_trace.api.protection import DatabaseSlots
 from sanic_trace.errors import classify_exception
 from sanic_trace.results.envelope import DomainFailure, EventsEnvelope, array_content
 from sanic_trace.trace import events
@@ -49,16 +50,16 @@ def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
     return None
 
 
-def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
+def _open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
     return events.iter_domain_batches(request.app.ctx.source, domain, req.container_ids)
 
 
 async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None, trace_path: str) -> None:
     """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value."""
-    slots = request.app.ctx.inline_slots
+    slots: DatabaseSlots = request.app.ctx.db_slots
     async with slots.slot():
         first_domain = req.domains[0]
-        batches = open_domain(request, req, first_domain)
+        batches = _open_domain(request, req, first_domain)
         try:
             # The first batch is fetched before any byte is sent, so that a database that
             # is down or a query that times out gets a proper status code.
@@ -83,7 +84,7 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
             await writer.send(envelope.head())
             for index, domain in enumerate(req.domains):
                 if index:
-                    batches = open_domain(request, req, domain)
+                    batches = _open_domain(request, req, domain)
                 failure = await _stream_domain(writer, envelope, slots, domain, batches, prefetched)
                 if failure is not None:
                     failed.append(failure)
@@ -126,7 +127,7 @@ class _BodyWriter:
 async def _stream_domain(
     writer: _BodyWriter,
     envelope: EventsEnvelope,
-    slots: Any,
+    slots: DatabaseSlots,
     domain: str,
     batches: Iterator[list[dict[str, Any]]],
     first: list[Encoded | None],

@@ -54,7 +54,6 @@ OFFLOAD_BYTES = 64 * 1024
 class Sink:
     def __init__(self, response: Any, gzip: bool) -> None:
         self.response = response
-        self.bytes_in = 0
         # wbits 31: a gzip container (16) around a 32 KB window deflate stream (15).
         self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
 
@@ -68,7 +67,6 @@ class Sink:
         return cls(response, gzip)
 
     async def send(self, data: bytes) -> None:
-        self.bytes_in += len(data)
         if self._compressor is not None:
             # One piece at a time (each send is awaited), so the compressor is never used concurrently.
             data = await asyncio.to_thread(self._compress, data) if len(data) >= OFFLOAD_BYTES else self._compress(data)

@@ -10,10 +10,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from jobs import RedisUnavailable
-from sanic_trace.api import body as bodies
+from sanic_trace.api import request_body
 from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached, store
 from sanic_trace.api.inline_events import cut_off, stream_inline
-from sanic_trace.api.jobs import submit_events_job
+from sanic_trace.api.job_routes import submit_events_job
 from sanic_trace.api.request_meta import client_ip
 from sanic_trace.api.routing import MSD, Route, cid_limit_exceeded, route_events
 from sanic_trace.errors import ApiError
@@ -63,7 +63,7 @@ async def _cached_json(request: Request, stage: str, material: Any, compute) -> 
         if replayed:
             return None
         use_cache = replayed is not None
-    slots = request.app.ctx.inline_slots
+    slots = request.app.ctx.db_slots
     async with slots.slot():
         result = await slots.run(compute)
     payload = {"stage": stage, **result, "cache_key": public_key}
@@ -76,7 +76,7 @@ async def _cached_json(request: Request, stage: str, material: Any, compute) -> 
 async def seed_resolve(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "seed-resolve", settings.rate_limit_seed_resolve)
-    body = bodies.json_object(request)
+    body = request_body.json_object(request)
     profile = check_profile(body.get("profile"))
     params = seeds.validate_seed_request(profile, dict(check_params(body.get("params"))), settings.msd_max_range_days)
     material = {"profile": profile, "params": seeds.cache_material(profile, params)}
@@ -93,7 +93,7 @@ async def seed_resolve(request: Request) -> HTTPResponse | None:
 async def lineage_stage(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "lineage", settings.rate_limit_lineage)
-    body = bodies.json_object(request)
+    body = request_body.json_object(request)
     profile = check_profile(body.get("profile"))
     ids = string_list(body.get("container_ids"), "container_ids", required=True)
     params = dict(check_params(body.get("params")))
@@ -122,7 +122,7 @@ def parse_events_request(body: dict[str, Any]) -> EventsRequest:
 async def events_stage(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "events", settings.rate_limit_events)
-    req = parse_events_request(bodies.json_object(request))
+    req = parse_events_request(request_body.json_object(request))
     cid_count = len(req.container_ids)
 
     job_path_available = True

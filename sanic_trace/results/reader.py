@@ -30,10 +30,13 @@ class ResultExpired(Exception):
 
 @dataclass
 class StreamPosition:
-    """Where a (resumed) stream starts: at `from_batch` of `domain`, or at the beginning."""
+    """Where a (resumed) stream starts: at chunk `from_chunk` of `domain`, or at the beginning.
+
+    Clients name it `?from_batch=`: the `batch` of an NDJSON records line is its chunk number.
+    """
 
     domain: str | None = None
-    from_batch: int = 0
+    from_chunk: int = 0
 
 
 async def read_index(client: aioredis.Redis, keys: JobKeys) -> ResultIndex | None:
@@ -138,7 +141,7 @@ async def _live_lines(
         start = domains.index(position.domain) if position.domain else 0
         for d_index, domain in enumerate(domains[start:], start=start):
             resumed = d_index == start and position.domain is not None
-            n = position.from_batch if resumed else 0
+            n = position.from_chunk if resumed else 0
             if n == 0:
                 yield ndjson.domain_start(domain)
             while True:

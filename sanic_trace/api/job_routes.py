@@ -117,8 +117,9 @@ async def job_stream(request: Request, job_id: str) -> None:
     await _guard(request, job_id)
     status = await _status_or_404(request, job_id)
     domain = request.args.get("domain")
-    from_batch = _int_arg(request, "from_batch", 0) or 0
-    if from_batch and domain is None:
+    # `from_batch` is the public name (the NDJSON `batch` field); it counts stored chunks.
+    from_chunk = _int_arg(request, "from_batch", 0) or 0
+    if from_chunk and domain is None:
         raise ApiError("INVALID_PARAMS", "from_batch needs domain: resume with ?domain=D&from_batch=N")
     settings = request.app.ctx.settings
     if domain is not None:
@@ -133,7 +134,7 @@ async def job_stream(request: Request, job_id: str) -> None:
         request.app.ctx.redis,
         settings.redis_prefix,
         job_id,
-        StreamPosition(domain, from_batch),
+        StreamPosition(domain, from_chunk),
         settings.stream_keepalive_seconds,
     )
     try:
