@@ -5,7 +5,8 @@ fetched. Each fetchmany batch is built into records and encoded once (in a DB th
 event loop); the server holds one batch at a time. A failure before the first byte is an
 ordinary error response (504 EVENTS_TIMEOUT, 503 DB_UNAVAILABLE, ...). Once the status line
 is out, a domain that fails midway ends its array early, its `count` says how many records
-were sent, and the body closes with "code":"EVENTS_PARTIAL_FAILURE" and the failed domains.
+were sent, and the body closes with "code":"EVENTS_PARTIAL_FAILURE" and the failed domains;
+any other failure cuts the connection (api/body_writer.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import ujson
 from sanic import Request
 
+from sanic_trace.api.body_writer import BodyWriter
 from sanic_trace.api.cache import CacheWriter
 from sanic_trace.api.protection import DatabaseSlots
 from sanic_trace.errors import classify_exception
@@ -58,8 +60,7 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
     """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value."""
     slots: DatabaseSlots = request.app.ctx.db_slots
     async with slots.slot():
-        first_domain = req.domains[0]
-        batches = _open_domain(request, req, first_domain)
+        batches = _open_domain(request, req, req.domains[0])
         try:
             # The first batch is fetched before any byte is sent, so that a database that
             # is down or a query that times out gets a proper status code.
@@ -68,76 +69,46 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
         except BaseException:
             await slots.run(batches.close)
             raise
-        response = await request.respond(
-            content_type="application/json",
-            headers={
-                "X-Trace-Path": trace_path,
-                "X-Request-ID": request.ctx.request_id,
-                # miss: this body is being stored as it is sent; bypass: this request is never cached.
-                "X-Cache": "miss" if cache is not None else "bypass",
-            },
-        )
-        writer = _BodyWriter(response, cache)
+        headers = {
+            "X-Trace-Path": trace_path,
+            # miss: this body is being stored as it is sent; bypass: this request is never cached.
+            "X-Cache": "miss" if cache is not None else "bypass",
+        }
         envelope = EventsEnvelope()
-        failed: list[DomainFailure] = []
+        failures: list[DomainFailure] = []
         try:
-            await writer.send(envelope.head())
-            for index, domain in enumerate(req.domains):
-                if index:
-                    batches = _open_domain(request, req, domain)
-                failure = await _stream_domain(writer, envelope, slots, domain, batches, prefetched)
-                if failure is not None:
-                    failed.append(failure)
-            await writer.send(envelope.end(failed))
-            await response.eof()
-        except BaseException:
-            # The client went away, the server is stopping, or something unexpected broke the
-            # stream: nothing is published, and the connection is cut without the final chunk,
-            # because Sanic would otherwise end the chunked body cleanly and a truncated body
-            # would look complete.
-            cut_off(request)
-            if cache is not None:
-                await cache.discard()
-            raise
-        if cache is not None:
-            if failed:
-                await cache.discard()
-            else:
-                await cache.publish()
-
-
-def cut_off(request: Request) -> None:
-    """Abort the connection of a response whose status line is already sent."""
-    abort = getattr(request.transport, "abort", None)
-    if abort is not None:
-        abort()
-
-
-class _BodyWriter:
-    def __init__(self, response: Any, cache: CacheWriter | None) -> None:
-        self.response = response
-        self.cache = cache
-
-    async def send(self, data: bytes) -> None:
-        await self.response.send(data)
-        if self.cache is not None:
-            await self.cache.append(data)
+            async with BodyWriter(request, "application/json", headers=headers, cache=cache) as body:
+                await body.send(envelope.head())
+                for index, domain in enumerate(req.domains):
+                    if index:
+                        batches = _open_domain(request, req, domain)
+                    failure = await _stream_domain(body, envelope, slots, domain, batches, prefetched)
+                    if failure is not None:
+                        failures.append(failure)
+                if failures:
+                    # A partly failed body is complete JSON, but not the answer to cache.
+                    body.withhold_from_cache()
+                await body.send(envelope.end(failures))
+        finally:
+            # Only reached with an open iterator when the response could not even start.
+            if prefetched:
+                await slots.run(batches.close)
 
 
 async def _stream_domain(
-    writer: _BodyWriter,
+    body: BodyWriter,
     envelope: EventsEnvelope,
     slots: DatabaseSlots,
     domain: str,
     batches: Iterator[list[dict[str, Any]]],
     first: list[Encoded | None],
 ) -> DomainFailure | None:
-    """Write one domain's `"name":{"data":[...],"count":N}`; the domain's error, if it failed midway.
+    """Write one domain's `"name":{"data":[...],"count":N}`; the domain's failure, if it failed midway.
 
     `first` holds the domain's prefetched batch, if any; it is taken out of the list, so that
     a batch is referenced by nothing once it is written.
     """
-    await writer.send(envelope.open_domain(domain))
+    await body.send(envelope.open_domain(domain))
     count = 0
     failure: DomainFailure | None = None
     item = first.pop() if first else None
@@ -155,13 +126,13 @@ async def _stream_domain(
             item = None
             # Send errors (the client went away) are not domain failures: they propagate.
             for piece in pieces:
-                await writer.send(envelope.items(piece))
+                await body.send(envelope.items(piece))
             # Nothing of this batch is kept while the next one is fetched.
             del pieces
             count += n
     finally:
         await slots.run(batches.close)
-    await writer.send(envelope.close_domain(count))
+    await body.send(envelope.close_domain(count))
     return failure
 
 

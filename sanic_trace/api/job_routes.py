@@ -5,6 +5,9 @@ GET    /api/trace/job/<id>          status + result summary
 GET    /api/trace/job/<id>/stream   live, resumable NDJSON (?domain=D&from_batch=N)
 GET    /api/trace/job/<id>/result   the inline body, or a page (?domain=D&offset=O&limit=L)
 DELETE /api/trace/job/<id>          cancel
+
+Stream and result bodies go through the BodyWriter: gzip when asked, and a connection cut, never
+a clean end, when Redis fails or a chunk is missing after the status line.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from jobs import JobKeys, MemoryPressure, QueueFull, RedisUnavailable, aio, is_valid_job_id
+from sanic_trace.api.body_writer import BodyWriter
 from sanic_trace.api.request_meta import client_ip
-from sanic_trace.api.sink import Sink
 from sanic_trace.errors import ApiError
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results import ndjson
@@ -36,6 +39,7 @@ from sanic_trace.trace.events import DOMAINS, EventsRequest
 log = logging.getLogger("sanic_trace.jobs_api")
 
 bp = Blueprint("trace_jobs", url_prefix="/api/trace/job")
+JSON = "application/json"
 
 
 # --- submission (POST /api/trace/events, routed to a job by api/routing.py) -------------------
@@ -129,7 +133,6 @@ async def job_stream(request: Request, job_id: str) -> None:
         known = index.domains if index is not None else (list(DOMAINS) if status["status"] in ACTIVE else None)
         if known is not None and domain not in known:
             raise ApiError("INVALID_PARAMS", f"domain must be one of this job's domains {known}; got {domain!r}")
-    sink = await Sink.open(request, ndjson.JSONL, {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     lines = live_lines(
         request.app.ctx.redis,
         settings.redis_prefix,
@@ -137,14 +140,18 @@ async def job_stream(request: Request, job_id: str) -> None:
         StreamPosition(domain, from_chunk),
         settings.stream_keepalive_seconds,
     )
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     try:
-        async for line in lines:
-            await sink.send(line)
-    except RedisUnavailable as exc:
-        await sink.send(ndjson.error("REDIS_UNAVAILABLE", str(exc)))
+        async with BodyWriter(request, ndjson.JSONL, headers=headers) as body:
+            try:
+                async for line in lines:
+                    await body.send(line)
+            except RedisUnavailable as exc:
+                # Before the first line: a 503. After it the writer cuts the connection; a client
+                # resumes with ?domain=D&from_batch=N once Redis is back.
+                raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
     finally:
         await lines.aclose()
-    await sink.eof()
 
 
 @bp.get("/<job_id:str>/result")
@@ -168,15 +175,11 @@ async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
     offset = _int_arg(request, "offset", None)
     limit = _int_arg(request, "limit", None)
     if domain is None and offset is None and limit is None:
-        sink = await Sink.open(request, "application/json")
-        try:
+        # A chunk that expired, or Redis failing, after the first byte cuts the connection
+        # (BodyWriter): a client never receives a short body that ends cleanly.
+        async with BodyWriter(request, JSON) as body:
             async for piece in whole_body(client, keys, index):
-                await sink.send(piece)
-        except ResultExpired:
-            # Too late for a status code; cutting the body short makes it invalid JSON, never silently short.
-            log.error("job_result_expired_midway request_id=%s job_id=%s", request.ctx.request_id, job_id)
-            return None
-        await sink.eof()
+                await body.send(piece)
         return None
 
     if domain is None or domain not in index.domains:
@@ -186,12 +189,11 @@ async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
         raise ApiError("INVALID_PARAMS", "limit must be at least 1")
     limit = min(limit, settings.result_page_max_limit)
     try:
-        body = await page(client, keys, index, domain, offset or 0, limit)
+        window = await page(client, keys, index, domain, offset or 0, limit)
     except ResultExpired as exc:
         raise ApiError("JOB_RESULT_EXPIRED", str(exc)) from None
-    sink = await Sink.open(request, "application/json")
-    await sink.send(ujson.dumps(body, ensure_ascii=False).encode())
-    await sink.eof()
+    async with BodyWriter(request, JSON) as body:
+        await body.send_all(ujson.dumps(window, ensure_ascii=False).encode())
     return None
 
 

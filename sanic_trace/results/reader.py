@@ -208,7 +208,8 @@ def _ended_error(status: dict[str, Any]) -> bytes:
 async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) -> AsyncIterator[bytes]:
     """The inline path's body for the same request, spliced from the stored chunks.
 
-    Written through the same EventsEnvelope as the inline path, so the bytes are the same.
+    Written through the same EventsEnvelope as the inline path, so the bytes are the same. Raises
+    ResultExpired when a chunk is gone (the caller has sent the status line by then: it cuts).
     """
     envelope = EventsEnvelope()
     yield envelope.head()
