@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from sanic import Sanic
 
 from jobs import AsyncJobClient
-from sanic_trace.api import error_handler, health, jobs, request_meta, trace
-from sanic_trace.api.protection import InlineSlots, RateLimiter
+from sanic_trace.api import error_handler, health, job_routes, request_meta, trace
+from sanic_trace.api.protection import DatabaseSlots, RateLimiter
 from sanic_trace.compat import fix_shutdown_during_startup
 from sanic_trace.db.source import open_source
 from sanic_trace.pool import embed_supervisor, pool_config
@@ -72,9 +72,7 @@ def create_app(
     request_meta.install(app)
     health.install(app)
     app.blueprint(trace.bp)
-    app.blueprint(jobs.bp)
-    # Events requests over TRACE_ASYNC_CID_THRESHOLD go to the pool; None back means "serve inline".
-    app.ctx.route_large_events = jobs.submit_events_job
+    app.blueprint(job_routes.bp)
     app.ctx.pool_config = pool_config(settings)
     if with_supervisor:
         embed_supervisor(app, settings)
@@ -86,17 +84,12 @@ def create_app(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
         )
         app.ctx.rate_limiter = RateLimiter(app.ctx.redis, settings.redis_prefix, settings.rate_limit_window_seconds)
-        app.ctx.inline_slots = InlineSlots(settings.inline_max_concurrency)
+        app.ctx.db_slots = DatabaseSlots(settings.inline_max_concurrency)
         app.ctx.jobs = AsyncJobClient(app.ctx.redis, app.ctx.pool_config)
-
-        async def pool_state() -> dict:
-            return await app.ctx.jobs.pool_state()
-
-        app.ctx.pool_state = pool_state
 
     @app.after_server_stop
     async def close_connections(app: Sanic) -> None:
-        app.ctx.inline_slots.close()
+        app.ctx.db_slots.close()
         await app.ctx.redis.aclose()
         app.ctx.source.close()
 

@@ -100,14 +100,21 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    """The app on Sanic's HTTP server, in this event loop, on a free port."""
+async def live_server(settings: Settings, *, send_buffer_bytes: int | None = None) -> AsyncIterator[LiveServer]:
+    """The app on Sanic's HTTP server, in this event loop, on a free port.
+
+    `send_buffer_bytes` fixes the kernel send buffer of its connections (otherwise autotuned up to
+    megabytes): a test can then make the server block on a client that does not read.
+    """
     app = make_app(settings)
     # TouchUp rewrites Sanic's own methods at start-up, once per process: a second app started in
     # this process would fail on the rewritten source. Nothing about the service depends on it.
     app.config.TOUCHUP = False
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer_bytes is not None:
+        # Accepted connections inherit it from the listening socket.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)

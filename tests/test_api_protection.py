@@ -126,7 +126,7 @@ async def test_too_busy_while_every_db_slot_is_taken(
     async with live_server(settings) as server, server.client() as http:
         cached_lineage = await http.post("/api/trace/lineage", json=LINEAGE)
         assert cached_lineage.headers["X-Cache"] == "miss"
-        slots = server.app.ctx.inline_slots
+        slots = server.app.ctx.db_slots
         assert slots.in_use == 0
 
         started = time.monotonic()

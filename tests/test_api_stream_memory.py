@@ -124,10 +124,14 @@ class BodyScanner:
         self.tail = buffer[-self.KEEP :]
 
 
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
 def stream_events(url: str, body: dict, scanner: BodyScanner) -> tuple[httpx.Headers, float]:
     started = time.monotonic()
     with httpx.Client(timeout=httpx.Timeout(120, connect=5)) as client:
-        with client.stream("POST", f"{url}/api/trace/events", json=body) as response:
+        # The identity body: the scanner reads the JSON itself (a client that accepts gzip gets it compressed).
+        with client.stream("POST", f"{url}/api/trace/events", json=body, headers=IDENTITY) as response:
             assert response.status_code == 200, response.read()[:500]
             first_byte = time.monotonic() - started
             for chunk in response.iter_raw(1 << 16):

@@ -12,8 +12,10 @@ Servers (each with its own Redis prefix and host id):
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import socket
 import sqlite3
 import threading
 import time
@@ -25,6 +27,7 @@ import httpx
 import psutil
 import pytest
 import redis
+from api_fixtures import RedisProxy, live_server, make_settings
 from e2e_jobs import (
     NotifyListener,
     check_stream,
@@ -534,10 +537,11 @@ def test_a_page_reads_only_the_chunks_of_its_window(
     # A stream meets the missing chunk with an error line, not a short "complete".
     lines = read_stream(quick.base_url, job_id)
     assert lines[-1].obj["type"] == "error" and lines[-1].obj["code"] == "JOB_RESULT_EXPIRED"
-    # So does the whole body: cut short, never silently complete.
-    body = quick.client.get(url).content
-    with pytest.raises(ValueError):
-        json.loads(body)
+    # The whole body is cut short, never silently complete: the connection is cut after the
+    # status line, so the client sees an incomplete chunked body instead of a clean end.
+    for encoding in ("identity", "gzip"):
+        with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+            quick.client.get(url, headers={"Accept-Encoding": encoding})
 
     # The index gone: the result has expired while the status lives on.
     assert redis_client.delete(f"{prefix}:job:{{{job_id}}}:index") == 1
@@ -584,6 +588,42 @@ def test_accept_encoding_variants(quick: ServerProcess, quick_job: dict[str, Any
     assert (r.headers.get("content-encoding") == "gzip") is gzipped, accept
     body = gzip.decompress(raw) if gzipped else raw
     assert json.loads(body)["total"] == len(quick_job["check"].records["materials"])
+
+
+# --- a failure after the status line cuts the connection ----------------------------------------
+@pytest.mark.parametrize("path", ["stream", "result"])
+async def test_redis_failing_mid_body_cuts_the_connection(
+    quick: ServerProcess,
+    quick_job: dict[str, Any],
+    demo_warehouse_60k: Path,  # noqa: F811
+    redis_url: str,
+    path: str,
+) -> None:
+    # The finished job of the quick server, read by a second server (Sanic's HTTP server in this
+    # event loop) whose Redis goes through a relay the test cuts once the body has started.
+    url = f"/api/trace/job/{quick_job['job_id']}/{path}"
+    identity = {"Accept-Encoding": "identity"}
+    full = quick.client.get(url, headers=identity).content
+    prefix = quick.prefix  # type: ignore[attr-defined]
+    # Small socket buffers on both ends (autotuned, they would hold megabytes): while the client does
+    # not read, the server blocks after some 200 kB of a body of megabytes, so it is still reading
+    # chunks from Redis when the relay is cut.
+    small_window = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    assert len(full) > 1_000_000
+    received = 0
+    async with RedisProxy(redis_url) as proxy:
+        settings = make_settings(demo_warehouse_60k, proxy.url, prefix, TRACE_RATE_LIMIT_JOBS=0)
+        async with live_server(settings, send_buffer_bytes=4096) as server:
+            async with httpx.AsyncClient(base_url=server.url, transport=small_window, timeout=30) as http:
+                with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
+                    async with http.stream("GET", url, headers=identity) as response:
+                        assert response.status_code == 200
+                        async for piece in response.aiter_raw():
+                            if not received:
+                                await asyncio.sleep(0.5)  # the server fills the socket buffers, then waits
+                                await proxy.cut()
+                            received += len(piece)
+    assert 0 < received < len(full), (received, len(full))
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -50,12 +50,9 @@ async def _check_redis(app: Sanic) -> dict:
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-async def _check_pool(app: Sanic) -> dict | None:
-    pool_state = getattr(app.ctx, "pool_state", None)
-    if pool_state is None:
-        return None
+async def _check_pool(app: Sanic) -> dict:
     try:
-        return await asyncio.wait_for(pool_state(), _CHECK_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(app.ctx.jobs.pool_state(), _CHECK_TIMEOUT_SECONDS)
     except Exception as exc:  # noqa: BLE001
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -124,6 +121,6 @@ async def health(request: Request) -> HTTPResponse:
         "redis": redis_state,
         "process": {"pid": _PROCESS.pid, "rss_mb": round(_PROCESS.memory_info().rss / 2**20, 1)},
     }
-    if pool is not None and redis_state["ok"]:
+    if redis_state["ok"]:
         body["pool"] = pool
     return json(body, status=200 if healthy else 503)

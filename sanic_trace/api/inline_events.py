@@ -1,14 +1,12 @@
 """The inline events path: records go from fetchmany batches straight to the socket.
 
-The body is one JSON object written piece by piece while rows are fetched:
-
-    {"stage":"events","results":{"history":{"data":[...],"count":N},...},"aggregation":null}
-
-Each fetchmany batch is built into records and encoded once (in a DB thread, off the
+The body is the events envelope (results/envelope.py) written piece by piece while rows are
+fetched. Each fetchmany batch is built into records and encoded once (in a DB thread, off the
 event loop); the server holds one batch at a time. A failure before the first byte is an
 ordinary error response (504 EVENTS_TIMEOUT, 503 DB_UNAVAILABLE, ...). Once the status line
 is out, a domain that fails midway ends its array early, its `count` says how many records
-were sent, and the body closes with "code":"EVENTS_PARTIAL_FAILURE" and the failed domains.
+were sent, and the body closes with "code":"EVENTS_PARTIAL_FAILURE" and the failed domains;
+any other failure cuts the connection (api/body_writer.py).
 """
 
 from __future__ import annotations
@@ -20,8 +18,11 @@ from typing import Any
 import ujson
 from sanic import Request
 
+from sanic_trace.api.body_writer import BodyWriter
 from sanic_trace.api.cache import CacheWriter
+from sanic_trace.api.protection import DatabaseSlots
 from sanic_trace.errors import classify_exception
+from sanic_trace.results.envelope import DomainFailure, EventsEnvelope, array_content
 from sanic_trace.trace import events
 from sanic_trace.trace.events import EventsRequest
 
@@ -37,29 +38,29 @@ Encoded = tuple[int, list[bytes]]
 
 
 def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
-    """Advance a record-batch iterator once: (record count, the records as JSON pieces without brackets).
+    """Advance a record-batch iterator once: (record count, the records as JSON array content pieces).
 
-    Each record is encoded once; joining the pieces with commas gives the batch's array content.
+    Each record is encoded once; EventsEnvelope.items() joins the pieces with commas.
     """
     for records in batches:
         if records:
             pieces = [
-                ujson.dumps(records[start : start + ENCODE_PIECE_RECORDS], ensure_ascii=False).encode()[1:-1]
+                array_content(ujson.dumps(records[start : start + ENCODE_PIECE_RECORDS], ensure_ascii=False).encode())
                 for start in range(0, len(records), ENCODE_PIECE_RECORDS)
             ]
             return len(records), pieces
     return None
 
 
-def open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
+def _open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
     return events.iter_domain_batches(request.app.ctx.source, domain, req.container_ids)
 
 
-async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None) -> None:
-    slots = request.app.ctx.inline_slots
+async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None, trace_path: str) -> None:
+    """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value."""
+    slots: DatabaseSlots = request.app.ctx.db_slots
     async with slots.slot():
-        first_domain = req.domains[0]
-        batches = open_domain(request, req, first_domain)
+        batches = _open_domain(request, req, req.domains[0])
         try:
             # The first batch is fetched before any byte is sent, so that a database that
             # is down or a query that times out gets a proper status code.
@@ -68,89 +69,48 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
         except BaseException:
             await slots.run(batches.close)
             raise
-        response = await request.respond(
-            content_type="application/json",
-            headers={
-                "X-Trace-Path": getattr(request.ctx, "trace_path", "inline"),
-                "X-Request-ID": request.ctx.request_id,
-                # miss: this body is being stored as it is sent; bypass: this request is never cached.
-                "X-Cache": "miss" if cache is not None else "bypass",
-            },
-        )
-        writer = _BodyWriter(response, cache)
-        failed: list[dict[str, str]] = []
+        headers = {
+            "X-Trace-Path": trace_path,
+            # miss: this body is being stored as it is sent; bypass: this request is never cached.
+            "X-Cache": "miss" if cache is not None else "bypass",
+        }
+        envelope = EventsEnvelope()
+        failures: list[DomainFailure] = []
         try:
-            await writer.send(b'{"stage":"events","results":{')
-            for index, domain in enumerate(req.domains):
-                if index:
-                    batches = open_domain(request, req, domain)
-                error = await _stream_domain(writer, slots, domain, batches, prefetched, leading_comma=index > 0)
-                if error is not None:
-                    failed.append(error)
-            tail: dict[str, Any] = {}
-            if failed:
-                tail = {
-                    "code": "EVENTS_PARTIAL_FAILURE",
-                    "failed_domains": [f["domain"] for f in failed],
-                    "errors": {f["domain"]: {"code": f["code"], "message": f["message"]} for f in failed},
-                }
-            closing = b'},"aggregation":null'
-            if tail:
-                closing += b"," + ujson.dumps(tail, ensure_ascii=False).encode()[1:-1]
-            await writer.send(closing + b"}")
-            await response.eof()
-        except BaseException:
-            # The client went away, the server is stopping, or something unexpected broke the
-            # stream: nothing is published, and the connection is cut without the final chunk,
-            # because Sanic would otherwise end the chunked body cleanly and a truncated body
-            # would look complete.
-            cut_off(request)
-            if cache is not None:
-                await cache.discard()
-            raise
-        if cache is not None:
-            if failed:
-                await cache.discard()
-            else:
-                await cache.publish()
-
-
-def cut_off(request: Request) -> None:
-    """Abort the connection of a response whose status line is already sent."""
-    abort = getattr(request.transport, "abort", None)
-    if abort is not None:
-        abort()
-
-
-class _BodyWriter:
-    def __init__(self, response: Any, cache: CacheWriter | None) -> None:
-        self.response = response
-        self.cache = cache
-
-    async def send(self, data: bytes) -> None:
-        await self.response.send(data)
-        if self.cache is not None:
-            await self.cache.append(data)
+            async with BodyWriter(request, "application/json", headers=headers, cache=cache) as body:
+                await body.send(envelope.head())
+                for index, domain in enumerate(req.domains):
+                    if index:
+                        batches = _open_domain(request, req, domain)
+                    failure = await _stream_domain(body, envelope, slots, domain, batches, prefetched)
+                    if failure is not None:
+                        failures.append(failure)
+                if failures:
+                    # A partly failed body is complete JSON, but not the answer to cache.
+                    body.withhold_from_cache()
+                await body.send(envelope.end(failures))
+        finally:
+            # Only reached with an open iterator when the response could not even start.
+            if prefetched:
+                await slots.run(batches.close)
 
 
 async def _stream_domain(
-    writer: _BodyWriter,
-    slots: Any,
+    body: BodyWriter,
+    envelope: EventsEnvelope,
+    slots: DatabaseSlots,
     domain: str,
     batches: Iterator[list[dict[str, Any]]],
     first: list[Encoded | None],
-    *,
-    leading_comma: bool,
-) -> dict[str, str] | None:
-    """Write one domain's `"name":{"data":[...],"count":N}`; the domain's error, if it failed midway.
+) -> DomainFailure | None:
+    """Write one domain's `"name":{"data":[...],"count":N}`; the domain's failure, if it failed midway.
 
     `first` holds the domain's prefetched batch, if any; it is taken out of the list, so that
     a batch is referenced by nothing once it is written.
     """
-    prefix = b"," if leading_comma else b""
-    await writer.send(prefix + b'"' + domain.encode() + b'":{"data":[')
+    await body.send(envelope.open_domain(domain))
     count = 0
-    error: dict[str, str] | None = None
+    failure: DomainFailure | None = None
     item = first.pop() if first else None
     try:
         while True:
@@ -158,25 +118,25 @@ async def _stream_domain(
                 try:
                     item = await slots.run(encode_next, batches)
                 except Exception as exc:  # noqa: BLE001 - a failed domain is reported in the body
-                    error = _domain_error(domain, exc, count)
+                    failure = _domain_failure(domain, exc, count)
                     break
                 if item is None:
                     break
             n, pieces = item
             item = None
             # Send errors (the client went away) are not domain failures: they propagate.
-            for index, piece in enumerate(pieces):
-                await writer.send(piece if count == 0 and index == 0 else b"," + piece)
+            for piece in pieces:
+                await body.send(envelope.items(piece))
             # Nothing of this batch is kept while the next one is fetched.
             del pieces
             count += n
     finally:
         await slots.run(batches.close)
-    await writer.send(b'],"count":' + str(count).encode() + b"}")
-    return error
+    await body.send(envelope.close_domain(count))
+    return failure
 
 
-def _domain_error(domain: str, exc: Exception, sent: int) -> dict[str, str]:
+def _domain_failure(domain: str, exc: Exception, sent: int) -> DomainFailure:
     api_error = classify_exception(exc, "events")
     log.error("events_domain_failed domain=%s records_sent=%d error=%s: %s", domain, sent, type(exc).__name__, exc)
-    return {"domain": domain, "code": api_error.code, "message": f"{api_error.message} (after {sent} records)"}
+    return DomainFailure(domain, api_error.code, f"{api_error.message} (after {sent} records)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -60,11 +60,14 @@ class RateLimiter:
             )
 
 
-class InlineSlots:
+class DatabaseSlots:
     """At most N blocking DB tasks of this worker at once, on a thread pool of N threads.
 
-    A request that finds every slot taken is refused at once with TOO_BUSY rather than
-    queued: a queue of waiting requests would hold their memory and sockets for nothing.
+    Every stage that reads the warehouse takes a slot: seed-resolve and lineage while they
+    compute, an inline events request for its whole stream (TRACE_INLINE_MAX_CONCURRENCY names
+    the inline path, where the setting began). A request that finds every slot taken is refused
+    at once with TOO_BUSY rather than queued: a queue of waiting requests would hold their memory
+    and sockets for nothing.
     """
 
     def __init__(self, size: int) -> None:
@@ -73,7 +76,7 @@ class InlineSlots:
         self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="trace-db")
 
     @asynccontextmanager
-    async def slot(self):  # type: ignore[no-untyped-def]
+    async def slot(self) -> AsyncIterator[DatabaseSlots]:
         if self.in_use >= self.size:
             raise ApiError("TOO_BUSY", f"all {self.size} database slots of this worker are busy; retry shortly")
         self.in_use += 1
@@ -83,6 +86,7 @@ class InlineSlots:
             self.in_use -= 1
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) on one of the slots' threads (the caller holds a slot)."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def close(self) -> None:

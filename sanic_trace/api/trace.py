@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import ujson
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, raw
+from sanic.response import HTTPResponse
 
-from sanic_trace.api import body as bodies
-from sanic_trace.api.cache import CacheWriter, cache_key, cached_size, read_cached, store
-from sanic_trace.api.inline_events import cut_off, stream_inline
+from jobs import RedisUnavailable
+from sanic_trace.api import request_body
+from sanic_trace.api.body_writer import BodyWriter
+from sanic_trace.api.cache import REDIS_DOWN, CacheVanished, CacheWriter, cache_key, cached_size, read_cached, store
+from sanic_trace.api.inline_events import stream_inline
+from sanic_trace.api.job_routes import submit_events_job
 from sanic_trace.api.request_meta import client_ip
+from sanic_trace.api.routing import MSD, Route, cid_limit_exceeded, route_events
 from sanic_trace.errors import ApiError
 from sanic_trace.trace import events, lineage, seeds
 from sanic_trace.trace.events import EventsRequest
 from sanic_trace.trace.params import check_params, check_profile, string_list
+
+log = logging.getLogger("sanic_trace.trace_api")
 
 bp = Blueprint("trace", url_prefix="/api/trace")
 
@@ -34,20 +42,32 @@ async def _replay_cached(request: Request, key: str, headers: dict[str, str] | N
     size = await cached_size(client, key)
     if not size:
         return size if size is None else False
-    response = await request.respond(content_type=JSON, headers={"X-Cache": "hit", **(headers or {})})
+    slices = read_cached(client, key, size)
+    # The first slice is read before the status line: a key that expired since STRLEN, or Redis
+    # failing now, is still a plain miss or bypass rather than a cut response.
     try:
-        async for piece in read_cached(client, key, size):
-            await response.send(piece)
-    except BaseException:
-        # The status line is out: end the connection without the final chunk, so that the client
-        # sees an incomplete body instead of a short one that looks complete.
-        cut_off(request)
-        raise
-    await response.eof()
+        first = await anext(slices)
+    except CacheVanished:
+        await slices.aclose()
+        return False
+    except REDIS_DOWN as exc:
+        await slices.aclose()
+        log.warning("cache_unavailable op=replay key=%s error=%s", key, exc)
+        return None
+    try:
+        # The pieces are the stored (uncompressed) bytes; the writer compresses them for this client if
+        # it asks. A slice that comes back short later (the key expired) cuts the connection.
+        async with BodyWriter(request, JSON, headers={"X-Cache": "hit", **(headers or {})}) as body:
+            await body.send(first)
+            del first
+            async for piece in slices:
+                await body.send(piece)
+    finally:
+        await slices.aclose()
     return True
 
 
-async def _cached_json(request: Request, stage: str, material: Any, compute) -> HTTPResponse | None:  # type: ignore[no-untyped-def]
+async def _cached_json(request: Request, stage: str, material: Any, compute: Callable[[], dict[str, Any]]) -> None:
     """Answer from the stage cache, or compute (in a DB thread), cache and answer."""
     settings = request.app.ctx.settings
     key, public_key = cache_key(settings.redis_prefix, stage, material)
@@ -55,22 +75,24 @@ async def _cached_json(request: Request, stage: str, material: Any, compute) -> 
     if use_cache:
         replayed = await _replay_cached(request, key)
         if replayed:
-            return None
+            return
         use_cache = replayed is not None
-    slots = request.app.ctx.inline_slots
+    slots = request.app.ctx.db_slots
     async with slots.slot():
         result = await slots.run(compute)
     payload = {"stage": stage, **result, "cache_key": public_key}
     encoded = ujson.dumps(payload, ensure_ascii=False).encode()
+    # Stored uncompressed, before it is sent (compressed or not): X-Cache says whether it was.
     stored = use_cache and await store(request.app.ctx.redis, key, encoded, settings.cache_ttl_seconds)
-    return raw(encoded, content_type=JSON, headers={"X-Cache": "miss" if stored else "bypass"})
+    async with BodyWriter(request, JSON, headers={"X-Cache": "miss" if stored else "bypass"}) as body:
+        await body.send_all(encoded)
 
 
 @bp.post("/seed-resolve")
-async def seed_resolve(request: Request) -> HTTPResponse | None:
+async def seed_resolve(request: Request) -> None:
     settings = request.app.ctx.settings
     await _guard(request, "seed-resolve", settings.rate_limit_seed_resolve)
-    body = bodies.json_object(request)
+    body = request_body.json_object(request)
     profile = check_profile(body.get("profile"))
     params = seeds.validate_seed_request(profile, dict(check_params(body.get("params"))), settings.msd_max_range_days)
     material = {"profile": profile, "params": seeds.cache_material(profile, params)}
@@ -80,14 +102,14 @@ async def seed_resolve(request: Request) -> HTTPResponse | None:
             request.app.ctx.source, profile, params, msd_max_range_days=settings.msd_max_range_days
         )
 
-    return await _cached_json(request, "seed-resolve", material, compute)
+    await _cached_json(request, "seed-resolve", material, compute)
 
 
 @bp.post("/lineage")
-async def lineage_stage(request: Request) -> HTTPResponse | None:
+async def lineage_stage(request: Request) -> None:
     settings = request.app.ctx.settings
     await _guard(request, "lineage", settings.rate_limit_lineage)
-    body = bodies.json_object(request)
+    body = request_body.json_object(request)
     profile = check_profile(body.get("profile"))
     ids = string_list(body.get("container_ids"), "container_ids", required=True)
     params = dict(check_params(body.get("params")))
@@ -98,7 +120,7 @@ async def lineage_stage(request: Request) -> HTTPResponse | None:
     def compute() -> dict[str, Any]:
         return build(request.app.ctx.source, ids)
 
-    return await _cached_json(request, "lineage", material, compute)
+    await _cached_json(request, "lineage", material, compute)
 
 
 def parse_events_request(body: dict[str, Any]) -> EventsRequest:
@@ -116,33 +138,33 @@ def parse_events_request(body: dict[str, Any]) -> EventsRequest:
 async def events_stage(request: Request) -> HTTPResponse | None:
     settings = request.app.ctx.settings
     await _guard(request, "events", settings.rate_limit_events)
-    req = parse_events_request(bodies.json_object(request))
+    req = parse_events_request(request_body.json_object(request))
     cid_count = len(req.container_ids)
 
-    if cid_count > settings.async_cid_threshold:
-        routed = await request.app.ctx.route_large_events(request, req)
-        if routed is not None:
-            return routed
-    if req.profile != "mid_section_defect" and cid_count > settings.events_cid_limit:
-        raise ApiError(
-            "CID_LIMIT_EXCEEDED",
-            f"{cid_count} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
-            "and the job path is not available",
-            extra={"cid_count": cid_count, "limit": settings.events_cid_limit},
-        )
+    job_path_available = True
+    route = route_events(cid_count, req.profile, settings, job_path_available)
+    if route is Route.JOB:
+        try:
+            return await submit_events_job(request, req)
+        except RedisUnavailable as exc:
+            job_path_available = False
+            route = route_events(cid_count, req.profile, settings, job_path_available)
+            log.warning(
+                "job_path_unavailable request_id=%s route=%s error=%s", request.ctx.request_id, route.value, exc
+            )
+    if route is Route.REFUSE:
+        raise cid_limit_exceeded(cid_count, settings, job_path_available)
 
     cache = None
     cacheable = (
-        settings.cache_ttl_seconds > 0
-        and req.profile != "mid_section_defect"
-        and cid_count <= settings.cache_skip_cid_threshold
+        settings.cache_ttl_seconds > 0 and req.profile != MSD and cid_count <= settings.cache_skip_cid_threshold
     )
     if cacheable:
         key, _ = cache_key(settings.redis_prefix, "events", req.cache_material())
-        replayed = await _replay_cached(request, key, {"X-Trace-Path": "inline"})
+        replayed = await _replay_cached(request, key, {"X-Trace-Path": route.value})
         if replayed:
             return None
         if replayed is not None:
             cache = CacheWriter(request.app.ctx.redis, key, settings.cache_ttl_seconds)
-    await stream_inline(request, req, cache)
+    await stream_inline(request, req, cache, route.value)
     return None

@@ -1,7 +1,8 @@
 """NDJSON lines of a job stream. Records lines splice a chunk's stored bytes unparsed.
 
-Line types, in order: meta; per domain domain_start, records..., domain_end; aggregation
-(profiles that have one); complete. A stream that cannot complete ends with an error line.
+Line types, in order: meta; per domain domain_start, records..., domain_end; complete (the
+MSD aggregation will add an aggregation line before complete; clients already accept one).
+A stream that cannot complete ends with an error line.
 Progress lines {"type":"progress","status","progress":{phase,done,total,records}} are
 keep-alives: one at once when the job has written nothing yet (queued, or its child is
 starting), so that the response head goes out without waiting, then one every
@@ -31,18 +32,15 @@ def domain_start(domain: str) -> bytes:
     return line({"type": "domain_start", "domain": domain})
 
 
-def records(domain: str, batch: int, count: int, chunk: bytes) -> bytes:
+def records(domain: str, chunk_no: int, count: int, chunk: bytes) -> bytes:
     # The chunk is a JSON array exactly as the job child stored it: no parse, no re-encode.
-    head = ujson.dumps({"type": "records", "domain": domain, "batch": batch, "count": count}).encode()
+    # Its number goes out as `batch`, the public name of the field.
+    head = ujson.dumps({"type": "records", "domain": domain, "batch": chunk_no, "count": count}).encode()
     return head[:-1] + b',"data":' + chunk + b"}\n"
 
 
 def domain_end(domain: str, total_records: int) -> bytes:
     return line({"type": "domain_end", "domain": domain, "total_records": total_records})
-
-
-def aggregation(data: dict[str, Any]) -> bytes:
-    return line({"type": "aggregation", "data": data})
 
 
 def complete(total_records: int, elapsed_seconds: float | None) -> bytes:

@@ -18,6 +18,7 @@ import ujson
 
 from jobs import ACTIVE, AsyncJobClient, JobKeys, Status
 from sanic_trace.results import ndjson
+from sanic_trace.results.envelope import EventsEnvelope, array_content
 from sanic_trace.results.layout import INDEX_SUFFIX, ResultIndex, chunk_suffix, chunks_for_window
 
 
@@ -27,10 +28,13 @@ class ResultExpired(Exception):
 
 @dataclass
 class StreamPosition:
-    """Where a (resumed) stream starts: at `from_batch` of `domain`, or at the beginning."""
+    """Where a (resumed) stream starts: at chunk `from_chunk` of `domain`, or at the beginning.
+
+    Clients name it `?from_batch=`: the `batch` of an NDJSON records line is its chunk number.
+    """
 
     domain: str | None = None
-    from_batch: int = 0
+    from_chunk: int = 0
 
 
 async def read_index(client: aioredis.Redis, keys: JobKeys) -> ResultIndex | None:
@@ -136,7 +140,7 @@ async def _live_lines(
         start = domains.index(position.domain) if position.domain else 0
         for d_index, domain in enumerate(domains[start:], start=start):
             resumed = d_index == start and position.domain is not None
-            n = position.from_batch if resumed else 0
+            n = position.from_chunk if resumed else 0
             if n == 0:
                 yield ndjson.domain_start(domain)
             while True:
@@ -201,16 +205,20 @@ def _ended_error(status: dict[str, Any]) -> bytes:
 
 
 async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) -> AsyncIterator[bytes]:
-    """The inline path's body for the same request, built from the stored chunks."""
-    yield b'{"stage":"events","results":{'
-    for d_index, domain in enumerate(index.domains):
+    """The inline path's body for the same request, spliced from the stored chunks.
+
+    Written through the same EventsEnvelope as the inline path, so the bytes are the same. Raises
+    ResultExpired when a chunk is gone (the caller has sent the status line by then: it cuts).
+    """
+    envelope = EventsEnvelope()
+    yield envelope.head()
+    for domain in index.domains:
         progress = index.per_domain[domain]
-        yield (b"," if d_index else b"") + ujson.dumps(domain).encode() + b':{"data":['
+        yield envelope.open_domain(domain)
         for n in range(progress.chunks):
-            chunk = await get_chunk(client, keys, domain, n)
-            yield (b"," if n else b"") + chunk[1:-1]
-        yield b'],"count":' + str(progress.records).encode() + b"}"
-    yield b'},"aggregation":null}'
+            yield envelope.items(array_content(await get_chunk(client, keys, domain, n)))
+        yield envelope.close_domain(progress.records)
+    yield envelope.end()
 
 
 async def page(

@@ -33,7 +33,6 @@ class ChunkWriter:
         self.sink = sink
         self.chunk_size = chunk_size
         self.total_records = 0
-        self.chunks_stored = 0
 
     def begin(self, profile: str, domains: list[str], cid_count: int) -> None:
         meta = {"profile": profile, "domains": domains, "cid_count": cid_count, "chunk_size": self.chunk_size}
@@ -91,4 +90,3 @@ class ChunkWriter:
         )
         self.sink.notify("chunk", pipe=pipe, domain=domain, n=n)
         pipe.execute()
-        self.chunks_stored += 1

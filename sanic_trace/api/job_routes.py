@@ -1,9 +1,13 @@
 """Trace jobs over HTTP: submitting large events requests, and reading their status and results.
 
+POST   /api/trace/events            over TRACE_ASYNC_CID_THRESHOLD: submit_events_job (api/trace.py routes)
 GET    /api/trace/job/<id>          status + result summary
 GET    /api/trace/job/<id>/stream   live, resumable NDJSON (?domain=D&from_batch=N)
 GET    /api/trace/job/<id>/result   the inline body, or a page (?domain=D&offset=O&limit=L)
 DELETE /api/trace/job/<id>          cancel
+
+Stream and result bodies go through the BodyWriter: gzip when asked, and a connection cut, never
+a clean end, when Redis fails or a chunk is missing after the status line.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from jobs import ACTIVE, JobKeys, MemoryPressure, QueueFull, RedisUnavailable, Status, is_valid_job_id
+from sanic_trace.api.body_writer import BodyWriter
 from sanic_trace.api.request_meta import client_ip
-from sanic_trace.api.sink import Sink
 from sanic_trace.errors import ApiError
 from sanic_trace.pool import TRACE_EVENTS_KIND
 from sanic_trace.results import ndjson
@@ -34,36 +38,19 @@ from sanic_trace.trace.events import DOMAINS, EventsRequest
 log = logging.getLogger("sanic_trace.jobs_api")
 
 bp = Blueprint("trace_jobs", url_prefix="/api/trace/job")
+JSON = "application/json"
 
 
-# --- submission (called by POST /api/trace/events over the threshold) -------------------------
-async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse | None:
-    """202 with the job's URLs; None when the job path is unavailable and inline is allowed."""
-    settings = request.app.ctx.settings
-    payload = req.to_payload()
+# --- submission (POST /api/trace/events, routed to a job by api/routing.py) -------------------
+async def submit_events_job(request: Request, req: EventsRequest) -> HTTPResponse:
+    """202 with the job's URLs. Raises jobs.RedisUnavailable when the job path is unavailable
+    (the caller routes again without it)."""
     try:
-        job_id = await request.app.ctx.jobs.submit(TRACE_EVENTS_KIND, payload)
+        job_id = await request.app.ctx.jobs.submit(TRACE_EVENTS_KIND, req.to_payload())
     except QueueFull as exc:
         raise ApiError("JOB_QUEUE_FULL", str(exc)) from None
     except MemoryPressure as exc:
         raise ApiError("MEMORY_PRESSURE", str(exc)) from None
-    except RedisUnavailable as exc:
-        inline_allowed = req.profile == "mid_section_defect" or len(req.container_ids) <= settings.events_cid_limit
-        log.warning(
-            "job_path_unavailable request_id=%s inline_fallback=%s error=%s",
-            request.ctx.request_id,
-            inline_allowed,
-            exc,
-        )
-        if inline_allowed:
-            request.ctx.trace_path = "inline-fallback"
-            return None
-        raise ApiError(
-            "CID_LIMIT_EXCEEDED",
-            f"{len(req.container_ids)} container ids are over TRACE_EVENTS_CID_LIMIT ({settings.events_cid_limit}) "
-            "and the job path is unavailable (Redis is down)",
-            extra={"cid_count": len(req.container_ids), "limit": settings.events_cid_limit},
-        ) from None
     base = f"/api/trace/job/{job_id}"
     log.info(
         "events_job_submitted request_id=%s job_id=%s cids=%d domains=%s",
@@ -131,8 +118,9 @@ async def job_stream(request: Request, job_id: str) -> None:
     await _guard(request, job_id)
     status = await _status_or_404(request, job_id)
     domain = request.args.get("domain")
-    from_batch = _int_arg(request, "from_batch", 0) or 0
-    if from_batch and domain is None:
+    # `from_batch` is the public name (the NDJSON `batch` field); it counts stored chunks.
+    from_chunk = _int_arg(request, "from_batch", 0) or 0
+    if from_chunk and domain is None:
         raise ApiError("INVALID_PARAMS", "from_batch needs domain: resume with ?domain=D&from_batch=N")
     settings = request.app.ctx.settings
     if domain is not None:
@@ -142,22 +130,25 @@ async def job_stream(request: Request, job_id: str) -> None:
         known = index.domains if index is not None else (list(DOMAINS) if status["status"] in ACTIVE else None)
         if known is not None and domain not in known:
             raise ApiError("INVALID_PARAMS", f"domain must be one of this job's domains {known}; got {domain!r}")
-    sink = await Sink.open(request, ndjson.JSONL, {"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     lines = live_lines(
         request.app.ctx.redis,
         settings.redis_prefix,
         job_id,
-        StreamPosition(domain, from_batch),
+        StreamPosition(domain, from_chunk),
         settings.stream_keepalive_seconds,
     )
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     try:
-        async for line in lines:
-            await sink.send(line)
-    except RedisUnavailable as exc:
-        await sink.send(ndjson.error("REDIS_UNAVAILABLE", str(exc)))
+        async with BodyWriter(request, ndjson.JSONL, headers=headers) as body:
+            try:
+                async for line in lines:
+                    await body.send(line)
+            except RedisUnavailable as exc:
+                # Before the first line: a 503. After it the writer cuts the connection; a client
+                # resumes with ?domain=D&from_batch=N once Redis is back.
+                raise ApiError("REDIS_UNAVAILABLE", str(exc)) from None
     finally:
         await lines.aclose()
-    await sink.eof()
 
 
 @bp.get("/<job_id:str>/result")
@@ -181,15 +172,11 @@ async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
     offset = _int_arg(request, "offset", None)
     limit = _int_arg(request, "limit", None)
     if domain is None and offset is None and limit is None:
-        sink = await Sink.open(request, "application/json")
-        try:
+        # A chunk that expired, or Redis failing, after the first byte cuts the connection
+        # (BodyWriter): a client never receives a short body that ends cleanly.
+        async with BodyWriter(request, JSON) as body:
             async for piece in whole_body(client, keys, index):
-                await sink.send(piece)
-        except ResultExpired:
-            # Too late for a status code; cutting the body short makes it invalid JSON, never silently short.
-            log.error("job_result_expired_midway request_id=%s job_id=%s", request.ctx.request_id, job_id)
-            return None
-        await sink.eof()
+                await body.send(piece)
         return None
 
     if domain is None or domain not in index.domains:
@@ -199,12 +186,11 @@ async def job_result(request: Request, job_id: str) -> HTTPResponse | None:
         raise ApiError("INVALID_PARAMS", "limit must be at least 1")
     limit = min(limit, settings.result_page_max_limit)
     try:
-        body = await page(client, keys, index, domain, offset or 0, limit)
+        window = await page(client, keys, index, domain, offset or 0, limit)
     except ResultExpired as exc:
         raise ApiError("JOB_RESULT_EXPIRED", str(exc)) from None
-    sink = await Sink.open(request, "application/json")
-    await sink.send(ujson.dumps(body, ensure_ascii=False).encode())
-    await sink.eof()
+    async with BodyWriter(request, JSON) as body:
+        await body.send_all(ujson.dumps(window, ensure_ascii=False).encode())
     return None
 
 
