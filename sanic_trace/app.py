@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from sanic import Sanic
 
 from jobs import AsyncJobClient
-from sanic_trace.api import error_handler, health, job_routes, request_meta, trace
+from sanic_trace.api import error_handler, health, job_routes, msd_routes, request_meta, trace
 from sanic_trace.api.protection import DatabaseSlots, RateLimiter
 from sanic_trace.compat import fix_shutdown_during_startup
 from sanic_trace.db.source import open_source
@@ -73,6 +73,7 @@ def create_app(
     health.install(app)
     app.blueprint(trace.bp)
     app.blueprint(job_routes.bp)
+    app.blueprint(msd_routes.bp)
     app.ctx.pool_config = pool_config(settings)
     if with_supervisor:
         embed_supervisor(app, settings)

@@ -212,6 +212,13 @@ class Settings:
     msd_max_range_days: int = _int(
         "TRACE_MSD_MAX_RANGE_DAYS", 366, "Longest date range a mid-section-defect seed-resolve may ask for.", 1, 3660
     )
+    msd_loss_reason_days: int = _int(
+        "TRACE_MSD_LOSS_REASON_DAYS",
+        730,
+        "The MSD page's loss-reason list holds the reasons rejected within this many days.",
+        1,
+        36_600,
+    )
     sql_override_dir: str = _str(
         "TRACE_SQL_OVERRIDE_DIR",
         "",

@@ -79,4 +79,4 @@ def test_partial_failure_tail() -> None:
 def test_the_aggregation_has_one_place() -> None:
     envelope = EventsEnvelope()
     assert envelope.end() == b'},"aggregation":null}'
-    assert envelope.end(aggregation={"stations": []}) == b'},"aggregation":{"stations":[]}}'
+    assert envelope.end(aggregation=b'{"stations":[]}') == b'},"aggregation":{"stations":[]}}'

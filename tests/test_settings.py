@@ -147,6 +147,9 @@ def test_the_pool_receives_the_settings_and_the_job_payload_only_the_request() -
         "container_ids": ["a", "b"],
         "domains": ["history"],
         "params": {"direction": "forward"},
+        "seed_container_ids": [],
+        "lineage": None,
+        "lineage_query_id": None,
     }
     assert EventsRequest.from_payload(payload) == EventsRequest(
         "query_tool", ["a", "b"], ["history"], {"direction": "forward"}

@@ -191,6 +191,7 @@ SAMPLE_BINDS = {
     "station": TEST_GROUP,
     "windowed": 1,
     "pattern": "%",
+    "since": datetime(2025, 1, 1),
 }
 # Work centers for queries that take an IN-list of them (the MSD detection work centers).
 SAMPLE_WORKCENTERS = ["TEST-01", "TMTT"]

@@ -18,16 +18,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 import ujson
+
+from jobs.errors import REDIS_DOWN
 
 log = logging.getLogger("sanic_trace.cache")
 
 # Replay slices: big enough to keep round trips few, small enough to keep memory flat.
 READ_SLICE_BYTES = 1 << 20
-# What "Redis cannot be reached" looks like (redis.asyncio raises the same classes).
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class CacheVanished(Exception):
@@ -38,7 +37,12 @@ def cache_key(prefix: str, stage: str, material: Any) -> tuple[str, str]:
     """(Redis key, public cache_key) for a stage and its normalised request."""
     canonical = ujson.dumps(material, sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(f"{stage}\n{canonical}".encode()).hexdigest()[:32]
-    return f"{prefix}:cache:{stage}:{digest}", digest
+    return stage_key(prefix, stage, digest), digest
+
+
+def stage_key(prefix: str, stage: str, digest: str) -> str:
+    """The Redis key of a stage's cached body with this public cache_key."""
+    return f"{prefix}:cache:{stage}:{digest}"
 
 
 async def cached_size(client: aioredis.Redis, key: str) -> int | None:

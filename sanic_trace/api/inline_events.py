@@ -12,19 +12,26 @@ any other failure cuts the connection (api/body_writer.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import ujson
 from sanic import Request
 
+from jobs import new_job_id
+from jobs.errors import REDIS_DOWN
 from sanic_trace.api.body_writer import BodyWriter
 from sanic_trace.api.cache import CacheWriter
 from sanic_trace.api.protection import DatabaseSlots
 from sanic_trace.errors import classify_exception
+from sanic_trace.msd import run as msd_run
+from sanic_trace.msd import storage
+from sanic_trace.msd.run import RunningAnalysis
 from sanic_trace.results.envelope import DomainFailure, EventsEnvelope, array_content
 from sanic_trace.trace import events
 from sanic_trace.trace.events import EventsRequest
+from sanic_trace.trace.params import MSD
 
 log = logging.getLogger("sanic_trace.events")
 
@@ -37,13 +44,18 @@ ENCODE_PIECE_RECORDS = 1000
 Encoded = tuple[int, list[bytes]]
 
 
-def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
+def encode_next(
+    batches: Iterator[list[dict[str, Any]]], observe: Callable[[list[dict[str, Any]]], None] | None = None
+) -> Encoded | None:
     """Advance a record-batch iterator once: (record count, the records as JSON array content pieces).
 
-    Each record is encoded once; EventsEnvelope.items() joins the pieces with commas.
+    Each record is encoded once; EventsEnvelope.items() joins the pieces with commas. `observe`
+    sees every batch before it is encoded (the MSD analysis takes its numbers from it).
     """
     for records in batches:
         if records:
+            if observe is not None:
+                observe(records)
             pieces = [
                 array_content(ujson.dumps(records[start : start + ENCODE_PIECE_RECORDS], ensure_ascii=False).encode())
                 for start in range(0, len(records), ENCODE_PIECE_RECORDS)
@@ -52,28 +64,50 @@ def encode_next(batches: Iterator[list[dict[str, Any]]]) -> Encoded | None:
     return None
 
 
-def _open_domain(request: Request, req: EventsRequest, domain: str) -> Iterator[list[dict[str, Any]]]:
-    return events.iter_domain_batches(request.app.ctx.source, domain, req.container_ids)
+async def stream_inline(
+    request: Request,
+    req: EventsRequest,
+    cache: CacheWriter | None,
+    trace_path: str,
+    lineage: dict[str, Any] | None = None,
+) -> None:
+    """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value.
 
-
-async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter | None, trace_path: str) -> None:
-    """Serve `req` inline; `cache` stores the body as it is sent; `trace_path` is the X-Trace-Path value."""
+    A mid_section_defect request runs its analysis beside the records (msd/run.py): started in the
+    DB thread before the status line (so its failures get a status code too), fed every batch, and
+    its aggregation written into the envelope. `lineage` is the genealogy a lineage_query_id named.
+    """
     slots: DatabaseSlots = request.app.ctx.db_slots
+    source = request.app.ctx.source
     async with slots.slot():
-        batches = _open_domain(request, req, req.domains[0])
-        try:
-            # The first batch is fetched before any byte is sent, so that a database that
-            # is down or a query that times out gets a proper status code.
-            # Handed over in a list so that only the consumer holds it (and lets go once it is sent).
-            prefetched = [await slots.run(encode_next, batches)]
-        except BaseException:
-            await slots.run(batches.close)
-            raise
+        analysis: RunningAnalysis | None = None
+        ids = req.container_ids
         headers = {
             "X-Trace-Path": trace_path,
             # miss: this body is being stored as it is sent; bypass: this request is never cached.
             "X-Cache": "miss" if cache is not None else "bypass",
         }
+        if req.profile == MSD:
+            analysis = await slots.run(msd_run.begin, source, req, lineage)
+            ids = analysis.container_ids
+            analysis_id = new_job_id()
+            headers["X-Analysis-ID"] = analysis_id
+
+        def open_domain(domain: str) -> Iterator[list[dict[str, Any]]]:
+            return events.iter_domain_batches(source, domain, ids)
+
+        def observer(domain: str) -> Callable[[list[dict[str, Any]]], None] | None:
+            return partial(analysis.observe, domain) if analysis is not None else None
+
+        batches = open_domain(req.domains[0])
+        try:
+            # The first batch is fetched before any byte is sent, so that a database that
+            # is down or a query that times out gets a proper status code.
+            # Handed over in a list so that only the consumer holds it (and lets go once it is sent).
+            prefetched = [await slots.run(encode_next, batches, observer(req.domains[0]))]
+        except BaseException:
+            await slots.run(batches.close)
+            raise
         envelope = EventsEnvelope()
         failures: list[DomainFailure] = []
         try:
@@ -81,14 +115,20 @@ async def stream_inline(request: Request, req: EventsRequest, cache: CacheWriter
                 await body.send(envelope.head())
                 for index, domain in enumerate(req.domains):
                     if index:
-                        batches = _open_domain(request, req, domain)
-                    failure = await _stream_domain(body, envelope, slots, domain, batches, prefetched)
+                        batches = open_domain(domain)
+                    failure = await _stream_domain(
+                        body, envelope, slots, domain, batches, prefetched, observer(domain)
+                    )
                     if failure is not None:
                         failures.append(failure)
                 if failures:
                     # A partly failed body is complete JSON, but not the answer to cache.
                     body.withhold_from_cache()
-                await body.send(envelope.end(failures))
+                aggregation = None
+                if analysis is not None and not failures:
+                    # Numbers over records that were cut short would be wrong: a partial body has none.
+                    aggregation = await _finish_analysis(request, slots, analysis, analysis_id)
+                await body.send(envelope.end(failures, aggregation))
         finally:
             # Only reached with an open iterator when the response could not even start.
             if prefetched:
@@ -102,6 +142,7 @@ async def _stream_domain(
     domain: str,
     batches: Iterator[list[dict[str, Any]]],
     first: list[Encoded | None],
+    observe: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> DomainFailure | None:
     """Write one domain's `"name":{"data":[...],"count":N}`; the domain's failure, if it failed midway.
 
@@ -116,7 +157,7 @@ async def _stream_domain(
         while True:
             if item is None:
                 try:
-                    item = await slots.run(encode_next, batches)
+                    item = await slots.run(encode_next, batches, observe)
                 except Exception as exc:  # noqa: BLE001 - a failed domain is reported in the body
                     failure = _domain_failure(domain, exc, count)
                     break
@@ -134,6 +175,23 @@ async def _stream_domain(
         await slots.run(batches.close)
     await body.send(envelope.close_domain(count))
     return failure
+
+
+async def _finish_analysis(
+    request: Request, slots: DatabaseSlots, analysis: RunningAnalysis, analysis_id: str
+) -> bytes:
+    """The aggregation of an inline analysis; its index is kept in Redis for re-aggregation and
+    detail rows (X-Analysis-ID names it). Redis away: the answer is still whole, only not kept."""
+    index, aggregation = await slots.run(analysis.finish)
+    blob = await slots.run(index.to_bytes)
+    settings = request.app.ctx.settings
+    try:
+        await request.app.ctx.redis.set(
+            storage.index_key(settings.redis_prefix, analysis_id), blob, ex=settings.job_ttl_seconds
+        )
+    except REDIS_DOWN as exc:
+        log.warning("msd_index_not_kept request_id=%s error=%s", request.ctx.request_id, exc)
+    return aggregation
 
 
 def _domain_failure(domain: str, exc: Exception, sent: int) -> DomainFailure:

@@ -15,8 +15,7 @@ from enum import Enum
 from typing import Protocol
 
 from sanic_trace.errors import ApiError
-
-MSD = "mid_section_defect"
+from sanic_trace.trace.params import MSD
 
 
 class Route(Enum):

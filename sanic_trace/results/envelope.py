@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import ujson
 
@@ -65,13 +64,14 @@ class EventsEnvelope:
     def close_domain(self, count: int) -> bytes:
         return b'],"count":' + str(count).encode() + b"}"
 
-    def end(self, failures: Sequence[DomainFailure] = (), aggregation: dict[str, Any] | None = None) -> bytes:
+    def end(self, failures: Sequence[DomainFailure] = (), aggregation: bytes | None = None) -> bytes:
         """Close `results`, then `aggregation` and, when some domain failed, the failure fields.
 
-        `aggregation` is where the MSD aggregation goes once it exists; until then it is None on
-        every path, written as `null`.
+        `aggregation` is the MSD aggregation as encoded JSON (msd.run.encode_aggregation: the inline
+        path encodes it there, a job stored it so) — spliced, so that both bodies carry the same
+        bytes; None, written `null`, for other profiles or when the analysis could not complete.
         """
-        encoded = b"null" if aggregation is None else ujson.dumps(aggregation, ensure_ascii=False).encode()
+        encoded = b"null" if aggregation is None else aggregation
         closing = b'},"aggregation":' + encoded
         if failures:
             tail = {

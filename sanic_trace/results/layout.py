@@ -19,7 +19,12 @@ from typing import Any
 
 import ujson
 
+from sanic_trace.trace.params import MSD
+
 INDEX_SUFFIX = "index"
+# The index field an MSD job sets once its aggregation is stored (msd/storage.py READY_FIELD).
+AGGREGATION_READY_FIELD = "aggregation"
+
 
 
 def chunk_suffix(domain: str, n: int) -> str:
@@ -41,6 +46,8 @@ class ResultIndex:
     chunk_size: int
     per_domain: dict[str, DomainProgress]
     total_records: int
+    # mid_section_defect: the job stored its aggregation (after its last domain).
+    aggregation_ready: bool = False
 
     @classmethod
     def parse(cls, raw: dict[bytes, bytes] | dict[str, str]) -> ResultIndex | None:
@@ -65,6 +72,7 @@ class ResultIndex:
             chunk_size=int(meta["chunk_size"]),
             per_domain=per_domain,
             total_records=int(fields.get("total_records", 0)),
+            aggregation_ready=fields.get(AGGREGATION_READY_FIELD) == "1",
         )
 
     def summary(self) -> dict[str, Any]:
@@ -73,6 +81,8 @@ class ResultIndex:
                 d: {"records": p.records, "chunks": p.chunks, "done": p.done} for d, p in self.per_domain.items()
             },
             "total_records": self.total_records,
+            # An MSD job's analysis: "pending" until its aggregation is stored, then "ready".
+            "aggregation": ("ready" if self.aggregation_ready else "pending") if self.profile == MSD else None,
         }
 
 

@@ -43,6 +43,12 @@ def domain_end(domain: str, total_records: int) -> bytes:
     return line({"type": "domain_end", "domain": domain, "total_records": total_records})
 
 
+def aggregation(analysis_id: str, encoded: bytes) -> bytes:
+    """The MSD aggregation line: the stored (encoded once) aggregation spliced in, not re-encoded."""
+    head = ujson.dumps({"type": "aggregation", "analysis_id": analysis_id}).encode()
+    return head[:-1] + b',"data":' + encoded + b"}\n"
+
+
 def complete(total_records: int, elapsed_seconds: float | None) -> bytes:
     return line({"type": "complete", "total_records": total_records, "elapsed_seconds": elapsed_seconds})
 

@@ -17,9 +17,11 @@ import redis.asyncio as aioredis
 import ujson
 
 from jobs import ACTIVE, AsyncJobClient, JobKeys, Status
+from sanic_trace.msd import storage
 from sanic_trace.results import ndjson
 from sanic_trace.results.envelope import EventsEnvelope, array_content
 from sanic_trace.results.layout import INDEX_SUFFIX, ResultIndex, chunk_suffix, chunks_for_window
+from sanic_trace.trace.params import MSD
 
 
 class ResultExpired(Exception):
@@ -182,6 +184,14 @@ async def _live_lines(
         if status is None or status["status"] != Status.FINISHED:
             yield _ended_error(status) if status else ndjson.error("JOB_NOT_FOUND", "the job expired")
             return
+        if index.profile == MSD:
+            # After the last domain, before complete: the analysis, as the job stored it.
+            try:
+                encoded = await get_aggregation(client, prefix, job_id)
+            except ResultExpired as exc:
+                yield ndjson.error("JOB_RESULT_EXPIRED", str(exc))
+                return
+            yield ndjson.aggregation(job_id, encoded)
         yield ndjson.complete(index.total_records, status.get("elapsed_seconds"))
 
 
@@ -204,6 +214,14 @@ def _ended_error(status: dict[str, Any]) -> bytes:
     return ndjson.error(error.get("code", "JOB_FAILED"), error.get("message", "the job failed"))
 
 
+async def get_aggregation(client: aioredis.Redis, prefix: str, job_id: str) -> bytes:
+    """The encoded aggregation an MSD job stored with its result."""
+    encoded = await client.get(storage.aggregation_key(prefix, job_id))
+    if encoded is None:
+        raise ResultExpired("the aggregation of this job has expired")
+    return encoded
+
+
 async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) -> AsyncIterator[bytes]:
     """The inline path's body for the same request, spliced from the stored chunks.
 
@@ -218,7 +236,8 @@ async def whole_body(client: aioredis.Redis, keys: JobKeys, index: ResultIndex) 
         for n in range(progress.chunks):
             yield envelope.items(array_content(await get_chunk(client, keys, domain, n)))
         yield envelope.close_domain(progress.records)
-    yield envelope.end()
+    aggregation = await get_aggregation(client, keys.prefix, keys.job_id) if index.profile == MSD else None
+    yield envelope.end(aggregation=aggregation)
 
 
 async def page(

@@ -78,6 +78,14 @@ class ChunkWriter:
         pipe.execute()
         return records
 
+    def store_aggregation(self, suffix: str, ready_field: str, encoded: bytes) -> None:
+        """Store the MSD aggregation (encoded once) and mark the index, in one MULTI; notify readers."""
+        pipe = self.sink.redis.pipeline(transaction=True)
+        self.sink.set_data(suffix, encoded, pipe=pipe)
+        self.sink.hset_data(INDEX_SUFFIX, {ready_field: 1}, pipe=pipe)
+        self.sink.notify("aggregation", pipe=pipe)
+        pipe.execute()
+
     def _store(self, domain: str, n: int, chunk: list[dict[str, Any]], domain_records: int) -> None:
         encoded = ujson.dumps(chunk, ensure_ascii=False).encode()
         self.total_records += len(chunk)

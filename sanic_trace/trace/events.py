@@ -23,7 +23,7 @@ from sanic_trace.db.batching import batch_count, in_batches
 from sanic_trace.db.source import DataSource
 from sanic_trace.errors import ApiError
 from sanic_trace.trace.lineage import lineage_direction
-from sanic_trace.trace.params import invalid
+from sanic_trace.trace.params import MSD, invalid
 from sanic_trace.trace.queries import stream_in_batch
 from sanic_trace.trace.records import Derive, build_records
 
@@ -55,6 +55,11 @@ class EventsRequest:
     container_ids: list[str]
     domains: list[str]
     params: dict[str, Any] = field(default_factory=dict)
+    # The MSD analysis (mid_section_defect only; docs/msd.md): its detection lots, and the
+    # genealogy if the request names one — a lineage object, or the lineage stage's query_id.
+    seed_container_ids: list[str] = field(default_factory=list)
+    lineage: dict[str, Any] | None = None
+    lineage_query_id: str | None = None
 
     def cache_material(self) -> dict[str, Any]:
         return {"profile": self.profile, "ids": self.container_ids, "domains": self.domains, "params": self.params}
@@ -70,6 +75,9 @@ class EventsRequest:
             container_ids=list(payload["container_ids"]),
             domains=list(payload["domains"]),
             params=dict(payload.get("params") or {}),
+            seed_container_ids=list(payload.get("seed_container_ids") or []),
+            lineage=payload.get("lineage"),
+            lineage_query_id=payload.get("lineage_query_id"),
         )
 
 
@@ -103,7 +111,7 @@ def validate_domains(value: Any, field: str = "domains") -> list[str]:
 
 def default_domains(profile: str, params: Mapping[str, Any] | None = None) -> list[str]:
     """The domains a profile reads when the request names none."""
-    if profile == "mid_section_defect":
+    if profile == MSD:
         if lineage_direction(profile, params) == "forward":
             return ["upstream_history", "downstream_rejects"]
         return ["upstream_history", "materials"]

@@ -15,23 +15,52 @@ The child's memory stays flat however large the result grows.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
+
+import ujson
 
 from jobs import JobContext, JobError
 from sanic_trace.db.batching import batch_count
 from sanic_trace.db.errors import DatabaseError, QueryTimeout
 from sanic_trace.db.source import open_source
+from sanic_trace.msd import handles, storage
+from sanic_trace.msd import run as msd_run
 from sanic_trace.results.writer import ChunkWriter
 from sanic_trace.settings import Settings
 from sanic_trace.trace import events
+from sanic_trace.trace.params import MSD
+
+
+def _named_lineage(ctx: JobContext, settings: Settings, request: events.EventsRequest) -> dict[str, Any] | None:
+    """The lineage a lineage_query_id names, read here when it is small enough (msd/handles.py)."""
+    if request.lineage is not None or request.lineage_query_id is None:
+        return None
+    digest, _ = handles.parse_handle(request.lineage_query_id)
+    key = handles.lineage_cache_key(settings.redis_prefix, digest)
+    if int(ctx.redis.strlen(key)) > handles.LINEAGE_READ_MAX_BYTES:
+        return None  # walked again from the seeds instead: the same genealogy, in far less memory
+    body = ctx.redis.get(key)
+    return ujson.loads(body) if body else None
 
 
 def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     settings: Settings = ctx.config.job_config
     request = events.EventsRequest.from_payload(payload)
     source = open_source(settings)
-    ids, domains = request.container_ids, request.domains
+    domains = request.domains
     delay = settings.job_step_delay_seconds
+    analysis = None
+    ids = request.container_ids
+    if request.profile == MSD:
+        ctx.progress(phase="analysis", done=0, total=None, records=0)
+        try:
+            analysis = msd_run.begin(source, request, _named_lineage(ctx, settings, request))
+        except DatabaseError as exc:
+            source.close()
+            raise JobError("JOB_FAILED", f"the MSD analysis could not start: {exc}") from exc
+        ids = analysis.container_ids
 
     writer = ChunkWriter(ctx, settings.stream_batch_size)
     writer.begin(request.profile, domains, len(ids))
@@ -60,6 +89,8 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
                 pause()
 
             batches = events.iter_domain_batches(source, domain, ids, on_batch_done=on_batch_done)
+            if analysis is not None:
+                batches = _observed(batches, partial(analysis.observe, domain))
             try:
                 counts[domain] = writer.write_domain(domain, batches, after_chunk)
             except QueryTimeout as exc:
@@ -69,7 +100,23 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
             finally:
                 batches.close()
             finished_batches += batches_per_domain
+        if analysis is not None:
+            ctx.progress(phase="aggregation", done=total_batches, total=total_batches, records=writer.total_records)
+            index, aggregation = analysis.finish()
+            # Kept with the job (its TTL follows the job's): re-aggregation, detail rows, the CSV.
+            ctx.set_data(storage.INDEX_SUFFIX, index.to_bytes())
+            writer.store_aggregation(storage.AGGREGATION_SUFFIX, storage.READY_FIELD, aggregation)
         ctx.progress(phase="done", done=total_batches, total=total_batches, records=writer.total_records)
     finally:
         source.close()
     return {"total_records": writer.total_records, "domains": counts}
+
+
+def _observed(batches: Iterator[list[dict[str, Any]]], observe: Any) -> Iterator[list[dict[str, Any]]]:
+    """The batches, each shown to the analysis on its way to the chunks (closing reaches the source)."""
+    try:
+        for batch in batches:
+            observe(batch)
+            yield batch
+    finally:
+        batches.close()  # type: ignore[attr-defined]

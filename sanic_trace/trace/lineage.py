@@ -28,7 +28,7 @@ from typing import Any
 
 from sanic_trace.db.batching import in_batches, normalise_ids
 from sanic_trace.db.source import DataSource
-from sanic_trace.trace.params import DIRECTIONS, choice
+from sanic_trace.trace.params import DIRECTIONS, MSD, choice
 from sanic_trace.trace.queries import column_index, stream_in_batch
 
 MAX_DEPTH = 20
@@ -46,7 +46,7 @@ def lineage_direction(profile: str, params: Mapping[str, Any] | None = None) -> 
         choice(requested, "params.direction", DIRECTIONS)
     if profile == "query_tool":
         return "forward"
-    if profile == "mid_section_defect" and requested == "forward":
+    if profile == MSD and requested == "forward":
         return "forward"
     return "backward"
 

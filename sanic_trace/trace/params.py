@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 from sanic_trace.db.batching import normalise_ids
 from sanic_trace.errors import ApiError
 
-PROFILES = ("query_tool", "query_tool_reverse", "mid_section_defect")
+QUERY_TOOL, QUERY_TOOL_REVERSE, MSD = "query_tool", "query_tool_reverse", "mid_section_defect"
+PROFILES = (QUERY_TOOL, QUERY_TOOL_REVERSE, MSD)
 DIRECTIONS = ("backward", "forward")
 
 

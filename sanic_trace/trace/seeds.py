@@ -140,11 +140,7 @@ def like_pattern(value: str) -> str:
 
 def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
     mode = choice(params.get("mode"), "params.mode", MSD_MODES, default="date_range")
-    common = {
-        "station": text(params.get("station"), "params.station", DEFAULT_MSD_STATION),
-        "loss_reasons": names_list(params.get("loss_reasons"), "params.loss_reasons"),
-        "direction": choice(params.get("direction"), "params.direction", DIRECTIONS, default="backward"),
-    }
+    common = msd_common_params(params)
     if mode == "container":
         return {"mode": mode, **_id_request(params, FORWARD_RESOLVE_TYPES), **common}
     start, end, field = _date_range(params)
@@ -158,6 +154,15 @@ def _msd_request(params: Mapping[str, Any], max_days: int) -> dict[str, Any]:
         "start_date": start.isoformat(),
         "end_date": end.isoformat(),
         **common,
+    }
+
+
+def msd_common_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The MSD params of either mode: station, loss-reason filter, direction."""
+    return {
+        "station": text(params.get("station"), "params.station", DEFAULT_MSD_STATION),
+        "loss_reasons": names_list(params.get("loss_reasons"), "params.loss_reasons"),
+        "direction": choice(params.get("direction"), "params.direction", DIRECTIONS, default="backward"),
     }
 
 
