@@ -16,7 +16,11 @@ log = logging.getLogger("sanic_trace.errors")
 
 def _from_sanic(exc: SanicException) -> ApiError | None:
     if isinstance(exc, PayloadTooLarge):
-        return ApiError("PAYLOAD_TOO_LARGE", f"request body is over the limit: {exc}")
+        return ApiError(
+            "PAYLOAD_TOO_LARGE",
+            f"request body is over the limit: {exc}. An events request names its genealogy with "
+            "lineage_query_id (the lineage stage's query_id) instead of carrying the lineage object",
+        )
     if isinstance(exc, NotFound):
         return ApiError("NOT_FOUND", "no such endpoint")
     if isinstance(exc, MethodNotAllowed):
