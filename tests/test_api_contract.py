@@ -520,7 +520,9 @@ async def test_cid_limit_is_checked_before_any_database_connection(
     response = await post(client, "events", {"profile": "query_tool", "container_ids": five, "domains": ["history"]})
     assert_error(response, 503, "DB_UNAVAILABLE")
     # mid_section_defect is never capped (its numbers need every container): it goes to the database too.
-    response = await post(client, "events", {"profile": MSD, "container_ids": six, "domains": ["history"]})
+    response = await post(
+        client, "events", {"profile": MSD, "container_ids": six, "domains": ["upstream_history", "materials"]}
+    )
     assert_error(response, 503, "DB_UNAVAILABLE")
 
 

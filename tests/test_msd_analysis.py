@@ -129,7 +129,14 @@ def test_demo_backward_whole_span_equals_the_oracle(
 ) -> None:
     got = compare(demo, seeds=seeds, loss_reasons=loss_reasons, **DEMO_WINDOW)
     if loss_reasons is None:
-        # The planted causes lead, by the suspect score.
+        # The planted machines lead the machines, the planted lots the materials, by their own score...
+        assert [r["EQUIPMENT_NAME"] for r in got["attribution"][:2]] == ["MD-03", "WB-07"]
+        assert [r["MATERIAL_LOT_NAME"] for r in got["material_attribution"][:2]] == ["EMC-0015", "AUW-0046"]
+        # ...and no factor seen by a single lot outranks them, however bad that one lot was.
+        for rows in (got["attribution"], got["material_attribution"], got["wafer_root_attribution"]):
+            singles = [r["score"] for r in rows if r["DETECTION_LOT_COUNT"] == 1]
+            assert not singles or max(singles) < got["attribution"][1]["score"]
+        # The planted causes lead the suspects, by the conditional ranking.
         assert [s["name"].split(" (")[-1].rstrip(")") for s in got["suspects"][:4]] == [
             "MD-03",
             "WB-07",

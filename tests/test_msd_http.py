@@ -100,6 +100,10 @@ async def test_container_mode_and_seeds_without_a_track_in(client: Any, small: P
             "has expired (lineages are kept 300 s): run the lineage stage again for a new query_id",
         ),
         (events_body(SMALL_SEEDS, station="NOWHERE"), "params.station 'NOWHERE' is not a known station group"),
+        (
+            {**events_body(SMALL_SEEDS), "domains": ["upstream_history", "history"]},
+            "domains of a mid_section_defect request must include upstream_history, materials",
+        ),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_field(client: Any, body: dict[str, Any], message: str) -> None:

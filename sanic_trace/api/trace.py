@@ -22,6 +22,7 @@ from sanic_trace.api.routing import Route, cid_limit_exceeded, route_events
 from sanic_trace.errors import ApiError
 from sanic_trace.msd import handles
 from sanic_trace.msd import run as msd_run
+from sanic_trace.msd.aggregator import DOMAINS as ANALYSIS_DOMAINS
 from sanic_trace.trace import events, lineage, seeds
 from sanic_trace.trace.events import EventsRequest
 from sanic_trace.trace.params import MSD, check_params, check_profile, string_list
@@ -148,11 +149,20 @@ def parse_events_request(body: dict[str, Any], max_range_days: int) -> EventsReq
         handles.parse_handle(handle)
     if profile != MSD:
         return EventsRequest(profile=profile, container_ids=ids, domains=domains, params=params)
+    msd_params = msd_run.normalise_params(params, max_range_days)
+    needed = ANALYSIS_DOMAINS[msd_params["direction"]]
+    missing = [d for d in needed if d not in domains]
+    if missing:
+        raise ApiError(
+            "INVALID_PARAMS",
+            f"domains of a {MSD} request must include {', '.join(needed)} (its analysis reads them, "
+            f"{msd_params['direction']}); missing: {', '.join(missing)}",
+        )
     return EventsRequest(
         profile=profile,
         container_ids=ids,
         domains=domains,
-        params=msd_run.normalise_params(params, max_range_days),
+        params=msd_params,
         seed_container_ids=seed_ids,
         lineage=lineage_object,
         lineage_query_id=handle,
