@@ -32,6 +32,7 @@ GENEALOGY_STEPS = 20
 SUSPECT_ROUNDS = 50
 SUSPECT_MIN_LOTS = 3
 KIND_ORDER = {"machine": 0, "material": 1, "wafer_root": 2}
+ATTRIBUTION_ROW_CAP = 1000
 REJECT_COLUMNS = ("REJECTQTY", "STANDBYQTY", "QTYTOPROCESS", "INPROCESSQTY", "PROCESSEDQTY", "DEFECTQTY")
 
 
@@ -784,8 +785,11 @@ def _backward(
     aggregation = {
         "kpi": kpi,
         "attribution": machine_rows,
-        "material_attribution": material_rows,
-        "wafer_root_attribution": root_rows,
+        # docs/msd.md §4: material and wafer-root lists hold their first 1,000 rows, with totals.
+        "material_attribution": material_rows[:ATTRIBUTION_ROW_CAP],
+        "material_attribution_total": len(material_rows),
+        "wafer_root_attribution": root_rows[:ATTRIBUTION_ROW_CAP],
+        "wafer_root_attribution_total": len(root_rows),
         "suspects": suspects,
         "charts": charts,
     }
@@ -939,7 +943,9 @@ def _forward(
         "kpi": kpi,
         "attribution": [],
         "material_attribution": [],
+        "material_attribution_total": 0,
         "wafer_root_attribution": [],
+        "wafer_root_attribution_total": 0,
         "suspects": [],
         "charts": charts,
         "downstream_stations": stations,

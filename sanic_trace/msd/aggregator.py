@@ -4,7 +4,8 @@ One pass over the records of `upstream_history` and `materials` (backward) or
 `upstream_history` and `downstream_rejects` (forward), in any order of containers: a record is
 attributed through the genealogy index (container -> the lots whose closure holds it), never by
 the order rows arrive in. What it keeps grows with containers and distinct factors:
-- backward: (container, factor) pairs as int64 keys, de-duplicated as they pile up;
+- backward: (container, factor) pairs as int64 keys, each once (a container's records are
+  contiguous within a domain, so duplicates are dropped as they come);
 - forward: per container and downstream group, the first track-in quantity and the reject sum.
 The same code serves the inline path and the job child.
 """
@@ -25,8 +26,6 @@ from sanic_trace.trace.stations import Detection
 UNKNOWN_FAMILY = "(未知)"
 # The domains each direction reads; other domains of the request pass by untouched.
 DOMAINS = {BACKWARD: ("upstream_history", "materials"), "forward": ("upstream_history", "downstream_rejects")}
-# (container, factor) keys held before they are de-duplicated again.
-_PAIR_FLUSH = 1 << 20
 _SHIFT = 32
 # Lots per slice when exposures are expanded from containers to lots (bounds the temporaries).
 _LOT_SLICE = 8192
@@ -56,7 +55,9 @@ class MsdAggregator:
         self._factor_codes: dict[tuple, int] = {}
         self.factors: list[list[Any]] = []
         self._pairs = array("q")
-        self._unique = np.zeros(0, dtype=np.int64)
+        # The factors already paired with the container being read (its records are contiguous).
+        self._seen_container: int | None = None
+        self._seen_factors: set[int] = set()
         # Forward: downstream groups in route order, and per (container, group) state.
         groups = sorted({g for g in detection.spec_groups.values() if g[1] > detection.last_order}, key=lambda g: g[1])
         self.downstream = groups
@@ -116,15 +117,11 @@ class MsdAggregator:
                 part, lot = record["MATERIALPARTNAME"] or "", record["MATERIALLOTNAME"]
                 key = f"{part} ({lot})" if lot is not None else part
                 factor = self._factor((MATERIAL, part, lot), [MATERIAL, key, part, lot])
-            pairs.append((container << _SHIFT) | factor)
-        if len(pairs) >= _PAIR_FLUSH:
-            self._dedupe()
-
-    def _dedupe(self) -> None:
-        if self._pairs:
-            fresh = np.frombuffer(self._pairs, dtype=np.int64)
-            self._unique = np.union1d(self._unique, fresh)
-            self._pairs = array("q")
+            if container != self._seen_container:
+                self._seen_container, self._seen_factors = container, set()
+            if factor not in self._seen_factors:
+                self._seen_factors.add(factor)
+                pairs.append((container << _SHIFT) | factor)
 
     def _feed_forward_history(self, records: Iterable[dict[str, Any]]) -> None:
         last_order = self.detection.last_order
@@ -217,10 +214,11 @@ class MsdAggregator:
         return index
 
     def _finish_backward(self, index: MsdIndex) -> None:
-        self._dedupe()
         genealogy = self.genealogy
-        keys = self._unique
-        self._unique = np.zeros(0, dtype=np.int64)
+        # Unique already (a factor belongs to one domain; per container each is kept once); sorted
+        # here so that each container's factors are one run.
+        keys = np.sort(np.frombuffer(self._pairs, dtype=np.int64))
+        self._pairs = array("q")
         # Container -> factors (CSR), from the sorted unique (container << 32 | factor) keys.
         pair_container = (keys >> _SHIFT).astype(np.int64)
         pair_factor = (keys & ((1 << _SHIFT) - 1)).astype(np.int32)
@@ -235,8 +233,13 @@ class MsdAggregator:
             [self._factor((WAFER_ROOT, name), [WAFER_ROOT, name]) for name in genealogy.root_names], dtype=np.int32
         )
         n_lots = len(genealogy.root_names)
-        offsets = [np.zeros(1, dtype=np.int64)]
-        chunks = []
+        member_counts = container_offsets[genealogy.members.astype(np.int64) + 1] - container_offsets[
+            genealogy.members.astype(np.int64)
+        ]
+        # At most this many exposures (before a lot's duplicates are dropped): filled in place.
+        exposures = np.empty(int(member_counts.sum()) + n_lots, dtype=np.int32)
+        del member_counts
+        offsets = np.zeros(n_lots + 1, dtype=np.int64)
         total = 0
         # Lot -> factors: the union over the lot's closure, de-duplicated, in slices of lots.
         for start in range(0, n_lots, _LOT_SLICE):
@@ -253,14 +256,14 @@ class MsdAggregator:
             lots = np.concatenate([pair_lot, np.arange(start, stop)])
             factors = np.concatenate([factors, root_codes[start:stop]])
             unique = np.unique((lots.astype(np.int64) << _SHIFT) | factors)
-            lot_of = unique >> _SHIFT
-            chunks.append((unique & ((1 << _SHIFT) - 1)).astype(np.int32))
-            per_lot = np.bincount(lot_of - start, minlength=stop - start)
-            offsets.append(total + np.cumsum(per_lot))
-            total += int(per_lot.sum())
+            kept = (unique & ((1 << _SHIFT) - 1)).astype(np.int32)
+            exposures[total : total + len(kept)] = kept
+            per_lot = np.bincount((unique >> _SHIFT) - start, minlength=stop - start)
+            offsets[start + 1 : stop + 1] = total + np.cumsum(per_lot)
+            total += len(kept)
         index.factors = self.factors
-        index.exposure_offsets = np.concatenate(offsets)
-        index.exposure_factors = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
+        index.exposure_offsets = offsets
+        index.exposure_factors = exposures[:total]
 
     def _finish_forward(self, index: MsdIndex) -> None:
         self._close_container()

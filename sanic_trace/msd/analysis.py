@@ -20,6 +20,11 @@ OTHER = "其他"
 TOP_N = 10
 MAX_SUSPECTS = 50
 MIN_SUSPECT_LOTS = 3
+# Material and wafer-root attribution lists hold the first this many rows (their totals say how
+# many there are): tens of thousands at the incident's size, which no page lists (*ours*).
+ATTRIBUTION_ROW_CAP = 1000
+# Exposures summed at a time (sum_by_factor): bounds the weights' temporary array to a few MB.
+SUM_SLICE = 1 << 18
 
 
 def number(value: float) -> int | float:
@@ -105,8 +110,8 @@ def aggregate(index: MsdIndex, loss_reasons: Sequence[str] = ()) -> dict[str, An
         return {**common, **_forward(index, d, total_input, detection_chart)}
     factors = _Factors(index, d)
     machines = _attribution_rows(index, factors, MACHINE)
-    materials = _attribution_rows(index, factors, MATERIAL)
-    roots = _attribution_rows(index, factors, WAFER_ROOT)
+    materials = _attribution_rows(index, factors, MATERIAL, ATTRIBUTION_ROW_CAP)
+    roots = _attribution_rows(index, factors, WAFER_ROOT, ATTRIBUTION_ROW_CAP)
     reasons_chart = pareto(
         [
             {"name": name, "defect_qty": number(qty), "defect_rate": rate(qty, total_input)}
@@ -127,7 +132,9 @@ def aggregate(index: MsdIndex, loss_reasons: Sequence[str] = ()) -> dict[str, An
         },
         "attribution": machines,
         "material_attribution": materials,
+        "material_attribution_total": int((factors.kinds == MATERIAL).sum()),
         "wafer_root_attribution": roots,
+        "wafer_root_attribution_total": int((factors.kinds == WAFER_ROOT).sum()),
         "suspects": _suspects(index, factors),
         "charts": {
             "by_machine": pareto(_by_machine_name(index, factors)),
@@ -195,20 +202,31 @@ class _Factors:
         self.pair_factor = index.exposure_factors
         self.pair_lot = np.repeat(np.arange(index.size, dtype=np.int32), np.diff(index.exposure_offsets))
         self.lots = np.bincount(self.pair_factor, minlength=n_factors)
-        self.input = np.bincount(self.pair_factor, weights=index.input[self.pair_lot], minlength=n_factors)
-        self.defect = np.bincount(self.pair_factor, weights=d[self.pair_lot], minlength=n_factors)
+        self.input = self.sum_by_factor(index.input)
+        self.defect = self.sum_by_factor(d)
         self.evaluated = index.input > 0  # U0
         self.rate = np.where(self.evaluated, d / np.where(self.evaluated, index.input, 1.0), 0.0)
         self.in_u = self.evaluated.copy()  # U: the lots still to explain
         u = self.evaluated.astype(np.float64)
-        self.u_count = np.bincount(self.pair_factor, weights=u[self.pair_lot], minlength=n_factors)
-        self.u_sum = np.bincount(self.pair_factor, weights=(self.rate * u)[self.pair_lot], minlength=n_factors)
+        self.u_count = self.sum_by_factor(u)
+        self.u_sum = self.sum_by_factor(self.rate * u)
         self.n_u = float(u.sum())
         self.s1 = float((self.rate * u).sum())
         self.s2 = float((self.rate * self.rate * u).sum())
         self.score = np.round(self.z(), 4)
         self.kinds = np.asarray([f[0] for f in index.factors], dtype=np.int8)
         self.names = [str(f[1]) for f in index.factors]
+
+    def sum_by_factor(self, per_lot: np.ndarray) -> np.ndarray:
+        """Σ over each factor's exposed lots of a per-lot value; in slices of the exposures, so that
+        the per-exposure weights are never one array of millions at once."""
+        total = np.zeros(self.n, dtype=np.float64)
+        for start in range(0, len(self.pair_factor), SUM_SLICE):
+            stop = start + SUM_SLICE
+            total += np.bincount(
+                self.pair_factor[start:stop], weights=per_lot[self.pair_lot[start:stop]], minlength=self.n
+            )
+        return total
 
     def z(self) -> np.ndarray:
         """docs/msd.md §4: the pooled-variance lot-level z of every factor over the current U."""
@@ -231,21 +249,60 @@ class _Factors:
         return self.pair_lot[self.pair_factor == factor]
 
 
-def _joined(values: list[str], codes: np.ndarray) -> str:
-    return ", ".join(sorted({values[c] for c in codes.tolist()} - {""}))
+def _joined(values: list[str], present: np.ndarray) -> str:
+    """The distinct non-empty values whose codes are present, sorted, joined with ", "."""
+    return ", ".join(sorted({values[c] for c in np.flatnonzero(present).tolist()} - {""}))
 
 
-def _attribution_rows(index: MsdIndex, factors: _Factors, kind: int) -> list[dict[str, Any]]:
+def _codes_seen(factors: _Factors, wanted: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """[wanted factor, code] -> whether a lot exposed to that factor has that code, by bincounts over
+    slices of the exposures (one small table, no per-factor lot lists)."""
+    local = np.full(factors.n, -1, dtype=np.int64)
+    local[wanted] = np.arange(len(wanted))
+    counts = np.zeros(len(wanted) * n_codes, dtype=np.int64)
+    for start in range(0, len(factors.pair_factor), SUM_SLICE):
+        stop = start + SUM_SLICE
+        mine = local[factors.pair_factor[start:stop]]
+        keep = mine >= 0
+        cells = mine[keep] * n_codes + codes[factors.pair_lot[start:stop][keep]]
+        counts += np.bincount(cells, minlength=len(counts))
+    return counts.reshape(len(wanted), n_codes) > 0
+
+
+def _attribution_rows(index: MsdIndex, factors: _Factors, kind: int, cap: int | None = None) -> list[dict[str, Any]]:
+    """The attribution rows of one kind in their documented order; with `cap`, only the first `cap`
+    of them are built (materials and wafer roots run to tens of thousands)."""
     rows = []
     wanted = np.flatnonzero(factors.kinds == kind)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(
+            factors.input > 0, np.round(factors.defect / np.where(factors.input > 0, factors.input, 1) * 100, 4), 0.0
+        )
+
+    def order_key(f: int) -> tuple:
+        key = index.factors[f]
+        return (
+            -factors.score[f],
+            -rates[f],
+            key[1],
+            str(key[2]) if len(key) > 2 else "",
+            str(key[4]) if kind == MACHINE else "",
+        )
+
+    wanted = np.asarray(sorted(wanted.tolist(), key=order_key)[:cap], dtype=np.int64)
     if kind == MACHINE and len(wanted):
-        # The joined lot facts of each machine: one pass over the machine exposures, grouped.
-        machine_pairs = np.isin(factors.pair_factor, wanted)
-        pf, pl = factors.pair_factor[machine_pairs], factors.pair_lot[machine_pairs]
-        order = np.argsort(pf, kind="stable")
-        pf, pl = pf[order], pl[order]
-        bounds = np.flatnonzero(np.diff(pf)) + 1
-        by_factor = {int(f): lots for f, lots in zip(np.unique(pf).tolist(), np.split(pl, bounds), strict=True)}
+        # The joined lot facts of each machine (which workflows, lines, ... its lots have).
+        n_facts, n_machines = max(1, len(index.facts)), max(1, len(index.det_machines))
+        seen = {
+            "WORKFLOW": (index.facts, _codes_seen(factors, wanted, index.workflow, n_facts)),
+            "PRODUCTLINENAME": (index.facts, _codes_seen(factors, wanted, index.productline, n_facts)),
+            "PJ_TYPE": (index.facts, _codes_seen(factors, wanted, index.pj_type, n_facts)),
+            "DETECTION_EQUIPMENTNAME": (
+                index.det_machines,
+                _codes_seen(factors, wanted, index.det_machine, n_machines),
+            ),
+        }
+        row_of = {int(f): i for i, f in enumerate(wanted.tolist())}
     for f in wanted.tolist():
         key = index.factors[f]
         numbers = {
@@ -256,31 +313,19 @@ def _attribution_rows(index: MsdIndex, factors: _Factors, kind: int) -> list[dic
             "score": float(factors.score[f]),
         }
         if kind == MACHINE:
-            lots = by_factor[f]
             row = {
                 "WORKCENTER_GROUP": key[2],
                 "EQUIPMENT_NAME": key[1],
                 "EQUIPMENT_ID": key[4],
                 "RESOURCEFAMILYNAME": key[5],
                 **numbers,
-                "WORKFLOW": _joined(index.facts, index.workflow[lots]),
-                "PRODUCTLINENAME": _joined(index.facts, index.productline[lots]),
-                "PJ_TYPE": _joined(index.facts, index.pj_type[lots]),
-                "DETECTION_EQUIPMENTNAME": _joined(index.det_machines, index.det_machine[lots]),
+                **{name: _joined(values, table[row_of[f]]) for name, (values, table) in seen.items()},
             }
         elif kind == MATERIAL:
             row = {"MATERIAL_KEY": key[1], "MATERIAL_PART_NAME": key[2], "MATERIAL_LOT_NAME": key[3], **numbers}
         else:
             row = {"ROOT_CONTAINER_NAME": key[1], **numbers}
-        row["_sort"] = (
-            -numbers["score"],
-            -numbers["DEFECT_RATE"],
-            key[1],
-            str(key[2]) if len(key) > 2 else "",
-            str(key[4]) if kind == MACHINE else "",
-        )
         rows.append(row)
-    rows.sort(key=lambda r: r.pop("_sort"))
     return rows
 
 
@@ -446,7 +491,9 @@ def _forward(index: MsdIndex, d: np.ndarray, total_input: float, detection_chart
         },
         "attribution": [],
         "material_attribution": [],
+        "material_attribution_total": 0,
         "wafer_root_attribution": [],
+        "wafer_root_attribution_total": 0,
         "suspects": [],
         "downstream_stations": stations,
         "charts": {

@@ -9,6 +9,7 @@ integer per edge and per (lot, container) membership, not dicts of strings per c
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,9 +50,10 @@ class _Builder:
     def __init__(self, lot_ids: Sequence[str]) -> None:
         self.containers: list[str] = []
         self.index: dict[str, int] = {}
-        self.names: dict[int, str] = {}
-        self.edge_from: list[int] = []
-        self.edge_to: list[int] = []
+        # CONTAINERNAME per container index (None: not known); a list, not a dict: ~100k entries.
+        self.names: list[str | None] = []
+        self.edge_from = array("i")
+        self.edge_to = array("i")
         for cid in lot_ids:
             self.intern(cid)
 
@@ -60,6 +62,7 @@ class _Builder:
         if i is None:
             i = self.index[cid] = len(self.containers)
             self.containers.append(cid)
+            self.names.append(None)
         return i
 
     def edge(self, source: str, target: str) -> None:
@@ -68,13 +71,16 @@ class _Builder:
 
     def build(self, lot_ids: Sequence[str], lot_names: Sequence[str], backward: bool, source: str) -> Genealogy:
         for cid, name in zip(lot_ids, lot_names, strict=True):
-            self.names.setdefault(self.index[cid], name)
+            i = self.index[cid]
+            if self.names[i] is None:
+                self.names[i] = name
         n = len(self.containers)
-        order = np.argsort(np.asarray(self.edge_from, dtype=np.int64), kind="stable")
-        targets = np.asarray(self.edge_to, dtype=np.int32)[order]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(offsets, np.asarray(self.edge_from, dtype=np.int64) + 1, 1)
-        offsets = np.cumsum(offsets)
+        sources = np.frombuffer(self.edge_from, dtype=np.int32).astype(np.int64)
+        order = np.argsort(sources, kind="stable")
+        targets = np.frombuffer(self.edge_to, dtype=np.int32)[order]
+        offsets = np.cumsum(np.concatenate([[0], np.bincount(sources, minlength=n)])).astype(np.int64)
+        del sources, order
+        self.edge_from, self.edge_to = array("i"), array("i")
         member_offsets = [0]
         members: list[int] = []
         roots: list[str] = []
@@ -88,7 +94,7 @@ class _Builder:
                 # Root-most: no parent inside the lot's closure (where the 20-step limit cuts a
                 # chain, its last container; a cycle has none).
                 names = [
-                    self.names.get(c) or self.containers[c]
+                    self.names[c] or self.containers[c]
                     for c in reached
                     if not any(p in reached for p in targets[offsets[c] : offsets[c + 1]].tolist())
                 ]

@@ -8,7 +8,6 @@ distinct factors — per lot: input, facts, defects per reason, exposures — ne
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -67,24 +66,38 @@ class MsdIndex:
         return self.exposure_factors[self.exposure_offsets[lot] : self.exposure_offsets[lot + 1]]
 
     def to_bytes(self) -> bytes:
-        header: dict[str, Any] = {}
-        arrays: dict[str, np.ndarray] = {}
+        """One zlib stream: an 8-byte header length, a JSON header (the plain fields, and dtype and
+        shape of each array), then the arrays' raw bytes — compressed piece by piece, so that the
+        only full copy made is the compressed one."""
+        header: dict[str, Any] = {"arrays": []}
+        arrays: list[np.ndarray] = []
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
-                arrays[f.name] = value
+                value = np.ascontiguousarray(value)
+                header["arrays"].append([f.name, value.dtype.str, list(value.shape)])
+                arrays.append(value)
             else:
                 header[f.name] = value
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
         head = ujson.dumps(header, ensure_ascii=False).encode()
-        return zlib.compress(len(head).to_bytes(8, "big") + head + buffer.getvalue(), 1)
+        compressor = zlib.compressobj(1)
+        pieces = [compressor.compress(len(head).to_bytes(8, "big")), compressor.compress(head)]
+        for array in arrays:
+            if array.size:
+                pieces.append(compressor.compress(memoryview(array).cast("B")))
+        pieces.append(compressor.flush())
+        return b"".join(pieces)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> MsdIndex:
         raw = zlib.decompress(blob)
         size = int.from_bytes(raw[:8], "big")
         header = ujson.loads(raw[8 : 8 + size])
-        with np.load(io.BytesIO(raw[8 + size :]), allow_pickle=False) as arrays:
-            values = {name: arrays[name] for name in arrays.files}
+        offset = 8 + size
+        values: dict[str, Any] = {}
+        for name, dtype, shape in header.pop("arrays"):
+            dt = np.dtype(dtype)
+            count = int(np.prod(shape)) if shape else 1
+            values[name] = np.frombuffer(raw, dtype=dt, count=count, offset=offset).reshape(shape)
+            offset += count * dt.itemsize
         return cls(**header, **values)

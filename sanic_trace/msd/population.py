@@ -7,6 +7,7 @@ the low-cardinality facts — never per history row.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -90,83 +91,105 @@ def read_population(
     start_date: date | None,
     end_date: date | None,
 ) -> Population:
-    """The seeds that have a detection track-in, in seed order, with their input, facts and defects."""
+    """The seeds that have a detection track-in, in seed order, with their input, facts and defects.
+
+    Batch by batch of seeds: its track-ins (a lot's rows are contiguous), then the facts and
+    defects of the lots of that batch that were detected — so what is held across batches is the
+    per-lot arrays, never a structure per seed or per row.
+    """
     windowed, start, end = window(start_date, end_date)
     binds = {"windowed": windowed, "start_time": start, "end_time": end}
-    # Per seed: [latest TRACKINTIMESTAMP, EQUIPMENTID and EQUIPMENTNAME of its latest row,
-    # {(EQUIPMENTID, TRACKINTIMESTAMP): largest TRACKINQTY} over the rows of that time].
-    detected: dict[str, list] = {}
-    facts_by_id: dict[str, tuple] = {}
-    for batch in in_batches(list(seeds), source.in_batch_size):
-        for columns, rows in _stream(source, TRACKINS_SQL, batch, detection, binds):
-            i_id, i_eq, i_name, i_in, i_qty, i_hid = column_index(
-                columns, "CONTAINERID", "EQUIPMENTID", "EQUIPMENTNAME", "TRACKINTIMESTAMP", "TRACKINQTY", "HISTORYID"
-            )
-            for row in rows:
-                # Rows come by (TRACKINTIMESTAMP, HISTORYID): the last one of a lot is its detection row.
-                track_in = (row[i_eq], row[i_in])
-                qty = row[i_qty] or 0
-                current = detected.get(row[i_id])
-                if current is None or current[0] != row[i_in]:
-                    # A later track-in time: only its rows count from here.
-                    detected[row[i_id]] = [row[i_in], row[i_eq], row[i_name], {track_in: qty}]
-                else:
-                    current[1], current[2] = row[i_eq], row[i_name]
-                    current[3][track_in] = max(current[3].get(track_in, 0), qty)
-        for columns, rows in _stream(source, FACTS_SQL, batch, None, {}):
-            i_id, i_name, i_pj, i_line, i_wf = column_index(
-                columns, "CONTAINERID", "CONTAINERNAME", "PJ_TYPE", "PRODUCTLINENAME", "WORKFLOW"
-            )
-            for row in rows:
-                facts_by_id[row[i_id]] = (row[i_name], row[i_pj], row[i_line], row[i_wf])
-
-    lot_ids = [s for s in seeds if s in detected]
-    index = {cid: i for i, cid in enumerate(lot_ids)}
-    missing = [s for s in seeds if s not in detected]
     machines, days, facts, reasons = Interned(), Interned(), Interned(), Interned()
-    n = len(lot_ids)
-    population = Population(
+    facts.code("")
+    lot_ids: list[str] = []
+    names: list[str] = []
+    inputs, machine_codes, day_codes = array("d"), array("i"), array("i")
+    pj_codes, line_codes, workflow_codes = array("i"), array("i"), array("i")
+    defect_lot, defect_reason, defect_qty = array("i"), array("i"), array("d")
+    missing: list[str] = []
+    for batch in in_batches(list(seeds), source.in_batch_size):
+        detected = _detections(source, batch, detection, binds)
+        found = [cid for cid in batch if cid in detected]
+        first = len(lot_ids)
+        position = {cid: first + i for i, cid in enumerate(found)}
+        facts_of: dict[str, tuple] = {}
+        # Container mode names the seeds without a track-in (container_mode_hint): their facts too.
+        asked = found if windowed else list(batch)
+        if asked:
+            for columns, rows in _stream(source, FACTS_SQL, asked, None, {}):
+                i_id, i_name, i_pj, i_line, i_wf = column_index(
+                    columns, "CONTAINERID", "CONTAINERNAME", "PJ_TYPE", "PRODUCTLINENAME", "WORKFLOW"
+                )
+                for row in rows:
+                    facts_of[row[i_id]] = (row[i_name], row[i_pj], row[i_line], row[i_wf])
+        for cid in batch:
+            if cid not in detected:
+                missing.append((facts_of.get(cid) or (None,))[0] or cid)
+        for cid in found:
+            eq_name, tracked_in, qty = detected[cid]
+            name, pj, line, workflow = facts_of.get(cid, (None, None, None, None))
+            lot_ids.append(cid)
+            names.append(name or cid)
+            inputs.append(float(qty))
+            machine_codes.append(machines.code(eq_name or ""))
+            day_codes.append(days.code(tracked_in.date().isoformat()) if windowed else -1)
+            pj_codes.append(facts.code(pj or ""))
+            line_codes.append(facts.code(line or ""))
+            workflow_codes.append(facts.code(workflow or ""))
+        if found:
+            for columns, rows in _stream(source, DEFECTS_SQL, found, detection, binds):
+                i_id, i_reason, i_qty = column_index(columns, "CONTAINERID", "LOSSREASONNAME", "QTY")
+                for row in rows:
+                    defect_lot.append(position[row[i_id]])
+                    defect_reason.append(reasons.code(row[i_reason] or UNKNOWN_REASON))
+                    defect_qty.append(float(row[i_qty] or 0))
+    return Population(
         lot_ids=lot_ids,
-        names=[],
-        input=np.zeros(n, dtype=np.float64),
-        det_machine=np.zeros(n, dtype=np.int32),
+        names=names,
+        input=np.frombuffer(inputs, dtype=np.float64).copy(),
+        det_machine=np.frombuffer(machine_codes, dtype=np.int32).copy(),
         det_machines=machines.values,
-        day=np.full(n, -1, dtype=np.int32),
+        day=np.frombuffer(day_codes, dtype=np.int32).copy(),
         days=days.values,
-        pj_type=np.zeros(n, dtype=np.int32),
-        productline=np.zeros(n, dtype=np.int32),
-        workflow=np.zeros(n, dtype=np.int32),
+        pj_type=np.frombuffer(pj_codes, dtype=np.int32).copy(),
+        productline=np.frombuffer(line_codes, dtype=np.int32).copy(),
+        workflow=np.frombuffer(workflow_codes, dtype=np.int32).copy(),
         facts=facts.values,
-        defect_lot=np.zeros(0, dtype=np.int32),
-        defect_reason=np.zeros(0, dtype=np.int32),
-        defect_qty=np.zeros(0, dtype=np.float64),
+        defect_lot=np.frombuffer(defect_lot, dtype=np.int32).copy(),
+        defect_reason=np.frombuffer(defect_reason, dtype=np.int32).copy(),
+        defect_qty=np.frombuffer(defect_qty, dtype=np.float64).copy(),
         reasons=reasons.values,
         missing_count=len(missing),
-        missing_names=sorted((facts_by_id.get(s) or (None,))[0] or s for s in missing)[:HINT_NAMES],
+        missing_names=sorted(missing)[:HINT_NAMES],
     )
-    facts.code("")
-    for i, cid in enumerate(lot_ids):
-        tracked_in, eq_id, eq_name, inputs = detected[cid]
-        qty = inputs[(eq_id, tracked_in)]
-        name, pj, line, workflow = facts_by_id.get(cid, (None, None, None, None))
-        population.names.append(name or cid)
-        population.input[i] = qty
-        population.det_machine[i] = machines.code(eq_name or "")
-        if windowed:
-            population.day[i] = days.code(tracked_in.date().isoformat())
-        population.pj_type[i] = facts.code(pj or "")
-        population.productline[i] = facts.code(line or "")
-        population.workflow[i] = facts.code(workflow or "")
 
-    lots, codes, quantities = [], [], []
-    for batch in in_batches(lot_ids, source.in_batch_size):
-        for columns, rows in _stream(source, DEFECTS_SQL, batch, detection, binds):
-            i_id, i_reason, i_qty = column_index(columns, "CONTAINERID", "LOSSREASONNAME", "QTY")
-            for row in rows:
-                lots.append(index[row[i_id]])
-                codes.append(reasons.code(row[i_reason] or UNKNOWN_REASON))
-                quantities.append(float(row[i_qty] or 0))
-    population.defect_lot = np.asarray(lots, dtype=np.int32)
-    population.defect_reason = np.asarray(codes, dtype=np.int32)
-    population.defect_qty = np.asarray(quantities, dtype=np.float64)
-    return population
+
+def _detections(
+    source: DataSource, batch: Sequence[str], detection: Detection, binds: dict
+) -> dict[str, tuple[str | None, datetime, float]]:
+    """Per lot of the batch with a detection track-in: (EQUIPMENTNAME, TRACKINTIMESTAMP, input).
+
+    Rows come by lot, then (TRACKINTIMESTAMP, HISTORYID): a lot's last row is its detection row,
+    and its input is the largest TRACKINQTY among that lot's rows of the same machine and time.
+    """
+    found: dict[str, tuple[str | None, datetime, float]] = {}
+    current: str | None = None
+    rows_of_lot: list[tuple] = []
+
+    def close() -> None:
+        if current is not None and rows_of_lot:
+            eq_id, eq_name, tracked_in, _ = rows_of_lot[-1]
+            qty = max(r[3] for r in rows_of_lot if (r[0], r[2]) == (eq_id, tracked_in))
+            found[current] = (eq_name, tracked_in, qty)
+
+    for columns, rows in _stream(source, TRACKINS_SQL, batch, detection, binds):
+        i_id, i_eq, i_name, i_in, i_qty = column_index(
+            columns, "CONTAINERID", "EQUIPMENTID", "EQUIPMENTNAME", "TRACKINTIMESTAMP", "TRACKINQTY"
+        )
+        for row in rows:
+            if row[i_id] != current:
+                close()
+                current, rows_of_lot = row[i_id], []
+            rows_of_lot.append((row[i_eq], row[i_name], row[i_in], row[i_qty] or 0))
+    close()
+    return found
