@@ -57,6 +57,10 @@ def pareto(
         elif rate_base is not None:
             other["defect_rate"] = rate(other["defect_qty"], rate_base)
         items.append(other)
+    return _cumulated(items)
+
+
+def _cumulated(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     total = sum(item["defect_qty"] for item in items)
     running = 0.0
     for item in items:
@@ -138,8 +142,8 @@ def aggregate(index: MsdIndex, loss_reasons: Sequence[str] = ()) -> dict[str, An
         "suspects": _suspects(index, factors),
         "charts": {
             "by_machine": pareto(_by_machine_name(index, factors)),
-            "by_material": pareto(_chart_items(factors, MATERIAL)),
-            "by_wafer_root": pareto(_chart_items(factors, WAFER_ROOT)),
+            "by_material": _factor_chart(factors, MATERIAL),
+            "by_wafer_root": _factor_chart(factors, WAFER_ROOT),
             "by_loss_reason": reasons_chart,
             "by_detection_machine": detection_chart,
         },
@@ -289,7 +293,14 @@ def _attribution_rows(index: MsdIndex, factors: _Factors, kind: int, cap: int | 
             str(key[4]) if kind == MACHINE else "",
         )
 
-    wanted = np.asarray(sorted(wanted.tolist(), key=order_key)[:cap], dtype=np.int64)
+    if kind == MACHINE:
+        wanted = np.asarray(sorted(wanted.tolist(), key=order_key)[:cap], dtype=np.int64)
+    else:
+        # Tens of thousands: the same order by numpy (no key field beyond the name and the part).
+        names = np.asarray([str(index.factors[f][1]) for f in wanted.tolist()])
+        parts = np.asarray([str(index.factors[f][2]) if kind == MATERIAL else "" for f in wanted.tolist()])
+        order = np.lexsort((parts, names, -rates[wanted], -factors.score[wanted]))
+        wanted = wanted[order[:cap]]
     if kind == MACHINE and len(wanted):
         # The joined lot facts of each machine (which workflows, lines, ... its lots have).
         n_facts, n_machines = max(1, len(index.facts)), max(1, len(index.det_machines))
@@ -330,16 +341,36 @@ def _attribution_rows(index: MsdIndex, factors: _Factors, kind: int, cap: int | 
 
 
 def _chart_items(factors: _Factors, kind: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": factors.names[f],
-            "input_qty": number(factors.input[f]),
-            "defect_qty": number(factors.defect[f]),
-            "defect_rate": rate(factors.defect[f], factors.input[f]),
-            "lot_count": int(factors.lots[f]),
-        }
-        for f in np.flatnonzero(factors.kinds == kind).tolist()
-    ]
+    return [_chart_item(factors, f) for f in np.flatnonzero(factors.kinds == kind).tolist()]
+
+
+def _chart_item(factors: _Factors, f: int) -> dict[str, Any]:
+    return {
+        "name": factors.names[f],
+        "input_qty": number(factors.input[f]),
+        "defect_qty": number(factors.defect[f]),
+        "defect_rate": rate(factors.defect[f], factors.input[f]),
+        "lot_count": int(factors.lots[f]),
+    }
+
+
+def _factor_chart(factors: _Factors, kind: int) -> list[dict[str, Any]]:
+    """pareto() of one kind's factors, the top N found with numpy: tens of thousands of wafer roots
+    or material lots become N items and one 其他 of sums, never a dict each."""
+    idx = np.flatnonzero(factors.kinds == kind)
+    if len(idx) <= TOP_N:
+        return pareto(_chart_items(factors, kind))
+    names = np.asarray([factors.names[f] for f in idx.tolist()])
+    order = np.lexsort((names, -factors.defect[idx]))
+    top, rest = idx[order[:TOP_N]], idx[order[TOP_N:]]
+    other = {
+        "name": OTHER,
+        "input_qty": number(factors.input[rest].sum()),
+        "defect_qty": number(factors.defect[rest].sum()),
+        "lot_count": int(factors.lots[rest].sum()),
+    }
+    other["defect_rate"] = rate(other["defect_qty"], other["input_qty"])
+    return _cumulated([*(_chart_item(factors, f) for f in top.tolist()), other])
 
 
 def _by_machine_name(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]:
@@ -373,10 +404,11 @@ def _by_machine_name(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]
 
 def _suspects(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]:
     """docs/msd.md §4: forward selection over all factors, on the lots earlier suspects leave."""
-    # Ties: kind, then name, then the key fields (docs/msd.md §4).
-    order = sorted(range(factors.n), key=lambda f: (index.factors[f][0], [str(v) for v in index.factors[f][1:]]))
-    rank = np.empty(factors.n, dtype=np.int64)
-    rank[np.asarray(order, dtype=np.int64)] = np.arange(factors.n)
+
+    def tie_order(f: int) -> tuple:
+        # Ties: kind, then name, then the key fields (docs/msd.md §4).
+        return (index.factors[f][0], [str(v) for v in index.factors[f][1:]])
+
     eligible = factors.lots >= MIN_SUSPECT_LOTS
     chosen: list[int] = []
     scores: list[float] = []
@@ -393,7 +425,7 @@ def _suspects(index: MsdIndex, factors: _Factors) -> list[dict[str, Any]]:
         # and two factors with the same lots in U must tie exactly (docs/msd.md §4).
         compared = np.round(z[idx], 9)
         tied = idx[compared == compared.max()]
-        best = int(tied[np.argmin(rank[tied])])
+        best = min(tied.tolist(), key=tie_order)
         if z[best] <= 0:
             break
         chosen.append(best)
