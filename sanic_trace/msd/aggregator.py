@@ -51,6 +51,10 @@ class MsdAggregator:
         self.direction = direction
         self.mode = mode
         self._index = genealogy.index
+        # The containers of the detection lots' closures (tracked sets): records of any other
+        # container (a seed without a detection track-in, its relatives) pass by.
+        self._in_analysis = np.zeros(len(genealogy.containers), dtype=bool)
+        self._in_analysis[genealogy.members] = True
         # Backward.
         self._factor_codes: dict[tuple, int] = {}
         self.factors: list[list[Any]] = []
@@ -99,7 +103,7 @@ class MsdAggregator:
         pairs = self._pairs
         for record in records:
             container = self._index.get(record["CONTAINERID"])
-            if container is None:
+            if container is None or not self._in_analysis[container]:
                 continue
             if domain == "upstream_history":
                 order = record["WORKCENTERSEQUENCE_GROUP"]
@@ -127,7 +131,7 @@ class MsdAggregator:
         last_order = self.detection.last_order
         for record in records:
             container = self._index.get(record["CONTAINERID"])
-            if container is None:
+            if container is None or not self._in_analysis[container]:
                 continue
             if container != self._current:
                 self._close_container()
@@ -165,7 +169,7 @@ class MsdAggregator:
         for record in records:
             container = self._index.get(record["CONTAINERID"])
             order = record["WORKCENTERSEQUENCE_GROUP"]
-            if container is None or order is None or order <= last_order:
+            if container is None or not self._in_analysis[container] or order is None or order <= last_order:
                 continue
             column = self._group_column.get(record["WORKCENTER_GROUP"])
             if column is None:
@@ -233,9 +237,10 @@ class MsdAggregator:
             [self._factor((WAFER_ROOT, name), [WAFER_ROOT, name]) for name in genealogy.root_names], dtype=np.int32
         )
         n_lots = len(genealogy.root_names)
-        member_counts = container_offsets[genealogy.members.astype(np.int64) + 1] - container_offsets[
-            genealogy.members.astype(np.int64)
-        ]
+        member_counts = (
+            container_offsets[genealogy.members.astype(np.int64) + 1]
+            - container_offsets[genealogy.members.astype(np.int64)]
+        )
         # At most this many exposures (before a lot's duplicates are dropped): filled in place.
         exposures = np.empty(int(member_counts.sum()) + n_lots, dtype=np.int32)
         del member_counts
@@ -299,7 +304,7 @@ class MsdAggregator:
                     "loss_reasons": [{"name": r, "qty": q} for r, q in reasons],
                 }
             )
-        index.forward = {"stations": stations, "tracked_lot_count": len(genealogy.containers)}
+        index.forward = {"stations": stations, "tracked_lot_count": int(self._in_analysis.sum())}
         # Per lot, over its tracked set: the groups reached (a bit per group, in route order), the
         # rejects and inputs there, and the worst group (the earlier one on a tie).
         n_lots = len(genealogy.member_offsets) - 1

@@ -28,13 +28,35 @@ BACKWARD, FORWARD = "backward", "forward"
 class Genealogy:
     containers: list[str]  # container index -> CONTAINERID
     index: dict[str, int]
-    # Per detection lot (population order): its closure / tracked set, the lot itself first.
+    # Per detection lot (population order): its closure / tracked set (the lot itself included).
     member_offsets: np.ndarray  # int64, len lots + 1
     members: np.ndarray  # int32 container indexes
     root_names: list[str]  # backward: the lot's wafer root (docs/msd.md §3); forward: []
     source: str  # "request" (a lineage object), "derived" (walked here), or "none" (failed)
     status: str = "ready"
     error: str | None = None
+    lots: list[str] | None = None  # the lots the rows are for, in order
+
+    def for_lots(self, lot_ids: Sequence[str]) -> Genealogy:
+        """The same genealogy with rows for `lot_ids` only (a subset of its lots), in that order."""
+        position = {cid: i for i, cid in enumerate(self.lots or [])}
+        rows = np.asarray([position[cid] for cid in lot_ids], dtype=np.int64)
+        starts, stops = self.member_offsets[rows], self.member_offsets[rows + 1]
+        counts = stops - starts
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum(counts)
+        positions = np.repeat(starts - offsets[:-1], counts) + np.arange(int(counts.sum()))
+        return Genealogy(
+            containers=self.containers,
+            index=self.index,
+            member_offsets=offsets,
+            members=self.members[positions],
+            root_names=[self.root_names[r] for r in rows.tolist()] if self.root_names else [],
+            source=self.source,
+            status=self.status,
+            error=self.error,
+            lots=list(lot_ids),
+        )
 
     def lot_members(self, lot: int) -> np.ndarray:
         return self.members[self.member_offsets[lot] : self.member_offsets[lot + 1]]
@@ -69,6 +91,35 @@ class _Builder:
         self.edge_from.append(self.intern(source))
         self.edge_to.append(self.intern(target))
 
+    def _root_names(
+        self,
+        keys: np.ndarray,
+        pair_lot: np.ndarray,
+        pair_node: np.ndarray,
+        offsets: np.ndarray,
+        targets: np.ndarray,
+        n: int,
+        lot_names: Sequence[str],
+    ) -> list[str]:
+        """Per lot: the smallest name among its closure's containers none of whose parents is in the
+        closure (where the 20-step limit cuts a chain, its last container); none (a cycle): its own."""
+        counts = offsets[pair_node + 1] - offsets[pair_node]
+        total = int(counts.sum())
+        positions = np.repeat(offsets[pair_node] - np.cumsum(counts) + counts, counts) + np.arange(total)
+        inside = np.isin(np.repeat(pair_lot, counts) * max(n, 1) + targets[positions], keys)
+        parents_inside = np.bincount(np.repeat(np.arange(len(keys)), counts), weights=inside, minlength=len(keys))
+        root_pairs = parents_inside == 0
+        names = np.asarray([name or cid for name, cid in zip(self.names, self.containers, strict=True)])
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        best = np.full(len(lot_names), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(best, pair_lot[root_pairs], rank[pair_node[root_pairs]])
+        by_rank = np.argsort(rank)
+        return [
+            str(names[by_rank[r]]) if r != np.iinfo(np.int64).max else lot_names[lot]
+            for lot, r in enumerate(best.tolist())
+        ]
+
     def build(self, lot_ids: Sequence[str], lot_names: Sequence[str], backward: bool, source: str) -> Genealogy:
         for cid, name in zip(lot_ids, lot_names, strict=True):
             i = self.index[cid]
@@ -81,49 +132,46 @@ class _Builder:
         offsets = np.cumsum(np.concatenate([[0], np.bincount(sources, minlength=n)])).astype(np.int64)
         del sources, order
         self.edge_from, self.edge_to = array("i"), array("i")
-        member_offsets = [0]
-        members: list[int] = []
+        starts = np.asarray([self.index[cid] for cid in lot_ids], dtype=np.int64)
+        keys = _closure_keys(starts, offsets, targets, n)  # sorted lot * n + container
+        pair_lot, pair_node = keys // max(n, 1), keys % max(n, 1)
+        member_offsets = np.zeros(len(lot_ids) + 1, dtype=np.int64)
+        member_offsets[1:] = np.cumsum(np.bincount(pair_lot, minlength=len(lot_ids)))
         roots: list[str] = []
-        for lot, cid in enumerate(lot_ids):
-            start = self.index[cid]
-            reached = _reach(start, offsets, targets)
-            members.append(start)
-            members.extend(sorted(reached - {start}))
-            member_offsets.append(len(members))
-            if backward:
-                # Root-most: no parent inside the lot's closure (where the 20-step limit cuts a
-                # chain, its last container; a cycle has none).
-                names = [
-                    self.names[c] or self.containers[c]
-                    for c in reached
-                    if not any(p in reached for p in targets[offsets[c] : offsets[c + 1]].tolist())
-                ]
-                roots.append(min(names) if names else lot_names[lot])  # none: a cycle
+        if backward:
+            roots = self._root_names(keys, pair_lot, pair_node, offsets, targets, n, lot_names)
         return Genealogy(
             containers=self.containers,
             index=self.index,
-            member_offsets=np.asarray(member_offsets, dtype=np.int64),
-            members=np.asarray(members, dtype=np.int32),
+            member_offsets=member_offsets,
+            members=pair_node.astype(np.int32),
             root_names=roots,
             source=source,
+            lots=list(lot_ids),
         )
 
 
-def _reach(start: int, offsets: np.ndarray, targets: np.ndarray) -> set[int]:
-    """`start` and every container within MAX_DEPTH edges of it (cycle-safe)."""
-    found = {start}
-    level = [start]
+def _closure_keys(starts: np.ndarray, offsets: np.ndarray, targets: np.ndarray, n: int) -> np.ndarray:
+    """Every (lot, container) of the lots' closures as sorted keys lot * n + container: each lot's
+    start and what is reachable within MAX_DEPTH edges of it (cycle-safe), level by level for all
+    lots at once."""
+    n = max(n, 1)
+    lots = np.arange(len(starts), dtype=np.int64)
+    seen = np.unique(lots * n + starts)
+    frontier_lot, frontier_node = lots, starts
     for _ in range(MAX_DEPTH):
-        following = []
-        for node in level:
-            for target in targets[offsets[node] : offsets[node + 1]].tolist():
-                if target not in found:
-                    found.add(target)
-                    following.append(target)
-        if not following:
+        counts = offsets[frontier_node + 1] - offsets[frontier_node]
+        total = int(counts.sum())
+        if not total:
             break
-        level = following
-    return found
+        positions = np.repeat(offsets[frontier_node] - np.cumsum(counts) + counts, counts) + np.arange(total)
+        candidates = np.unique(np.repeat(frontier_lot, counts) * n + targets[positions])
+        fresh = candidates[~np.isin(candidates, seen, assume_unique=True)]
+        if not len(fresh):
+            break
+        seen = np.union1d(seen, fresh)
+        frontier_lot, frontier_node = fresh // n, fresh % n
+    return seen
 
 
 def usable_lineage(lineage: Mapping[str, Any] | None, direction: str) -> bool:

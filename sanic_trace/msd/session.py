@@ -4,6 +4,7 @@ that the events reader feeds (inline path or job child alike)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -45,30 +46,54 @@ class MsdRequest:
 def start_analysis(source: DataSource, request: MsdRequest) -> MsdAggregator:
     """Read the stations, the population and the genealogy; an aggregator ready for the records.
 
-    A genealogy that cannot be read (a database error during the walk) does not fail the analysis:
-    it is computed over the lots alone and says so (genealogy_status "error").
+    The population queries and the genealogy walk are independent (the walk starts from every
+    seed; the lots without a detection track-in are dropped afterwards), so they run side by side:
+    SQLite and Oracle work in their own threads, off the GIL. A genealogy that cannot be read (a
+    database error during the walk) does not fail the analysis: it is computed over the lots
+    alone and says so (genealogy_status "error").
     """
     detection = resolve_detection(request.params.get("station") or "測試", read_station_groups(source))
     start, end = request.window
-    population = read_population(source, request.seeds, detection, start, end)
     direction = request.direction
-    try:
-        if genealogies.usable_lineage(request.lineage, direction):
-            genealogy = genealogies.from_lineage(request.lineage, population.lot_ids, population.names, direction)
-        else:
-            genealogy = genealogies.walk(source, population.lot_ids, population.names, direction)
-    except DatabaseError as exc:
-        genealogy = genealogies.lots_alone(population.lot_ids, population.names, direction, str(exc))
+    seeds = list(dict.fromkeys(request.seeds))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="msd") as pool:
+        population_future = pool.submit(read_population, source, seeds, detection, start, end)
+        ancestors_future = None
+        if direction == genealogies.FORWARD:
+            # Detail rows show ANCESTOR_COUNT in both directions: the closure is walked for its size only.
+            ancestors_future = pool.submit(_walk, source, seeds, genealogies.BACKWARD, None)
+        genealogy = _walk(source, seeds, direction, request.lineage)
+        population = population_future.result()
+        lots = population.lot_ids
+        ancestors = None
+        if ancestors_future is not None:
+            closure = ancestors_future.result()
+            if closure.status == "ready":
+                closure = closure.for_lots(lots)
+                ancestors = np.diff(closure.member_offsets).astype(np.int32) - 1
+    if genealogy.status == "ready":
+        genealogy = genealogy.for_lots(lots)
+        # A lot's own name where its genealogy did not know it (no container row).
+        if direction == genealogies.BACKWARD:
+            genealogy.root_names = [
+                root if root != cid else name for root, cid, name in zip(genealogy.root_names, lots, population.names)
+            ]
+    else:
+        genealogy = genealogies.lots_alone(lots, population.names, direction, genealogy.error or "")
     mode = "container" if request.params.get("mode") == "container" else "date_range"
-    ancestors = None
-    if direction == genealogies.FORWARD and genealogy.status == "ready":
-        # Detail rows show ANCESTOR_COUNT in both directions: the closure is walked for its size only.
-        try:
-            closure = genealogies.walk(source, population.lot_ids, population.names, genealogies.BACKWARD)
-            ancestors = np.diff(closure.member_offsets).astype(np.int32) - 1
-        except DatabaseError as exc:
-            genealogy = genealogies.lots_alone(population.lot_ids, population.names, direction, str(exc))
     return MsdAggregator(population, genealogy, detection, direction, mode, ancestors)
+
+
+def _walk(
+    source: DataSource, seeds: list[str], direction: str, lineage: Mapping[str, Any] | None
+) -> genealogies.Genealogy:
+    """The genealogy of every seed: from the request's lineage object when it is usable, else walked."""
+    try:
+        if genealogies.usable_lineage(lineage, direction):
+            return genealogies.from_lineage(lineage, seeds, seeds, direction)
+        return genealogies.walk(source, seeds, seeds, direction)
+    except DatabaseError as exc:
+        return genealogies.lots_alone(seeds, seeds, direction, str(exc))
 
 
 def event_container_ids(aggregator: MsdAggregator, extra_ids: Sequence[str]) -> list[str]:
