@@ -1,30 +1,30 @@
-"""Shared fixtures: a real Redis (a dedicated database and a key prefix per test) and paths."""
+"""Shared fixtures: a real Redis (a dedicated database and a key prefix per test) and the warehouses.
+
+Helpers live in tests/support (one module per job); fixtures shared by several test modules live
+here and are found by pytest, never imported. Warehouse files are only read by the tests that share
+them: a test that writes into a warehouse builds its own.
+"""
 
 from __future__ import annotations
 
-import os
-import uuid
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-# Tests use their own Redis database number so they never see the service's keys;
-# each test also writes under its own prefix and deletes everything under it.
-TEST_REDIS_DB = 15
+from support.msd_warehouses import build_small
+from support.redis_keys import delete_prefix, new_prefix
+from support.settings import redis_url_from_env
+from support.standard_warehouse import build_standard_warehouse
+from support.warehouses import LOTS_60K, MIN_CONTAINERS_60K, DemoWarehouses, container_ids
 
 
-def _test_redis_url() -> str:
-    base = os.environ.get("TRACE_TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    head, _, _ = base.rpartition("/")
-    if not head.startswith("redis"):  # a URL without a database part
-        head = base.rstrip("/")
-    return f"{head}/{TEST_REDIS_DB}"
-
-
+# --- Redis ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = _test_redis_url()
+    url = redis_url_from_env()
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:  # pragma: no cover - a broken environment, not a test result
@@ -36,13 +36,9 @@ def redis_url() -> str:
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; every key under it, and under prefixes made by appending to it,
     is deleted afterwards."""
-    prefix = f"tt{uuid.uuid4().hex[:10]}"
+    prefix = new_prefix()
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for start in range(0, len(keys), 500):
-        client.delete(*keys[start : start + 500])
-    client.close()
+    delete_prefix(redis_url, prefix)
 
 
 @pytest.fixture
@@ -50,3 +46,38 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+# --- warehouses ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def standard_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny hand-made warehouse of support.standard_warehouse (every genealogy and event known)."""
+    return build_standard_warehouse(tmp_path_factory.mktemp("standard") / "tiny.sqlite")
+
+
+@pytest.fixture(scope="session")
+def msd_small_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small hand-made MSD warehouse of support.msd_warehouses (every number worked out by hand)."""
+    return build_small(tmp_path_factory.mktemp("msd-small") / "small.sqlite")
+
+
+@pytest.fixture(scope="session")
+def demo_warehouses(tmp_path_factory: pytest.TempPathFactory) -> DemoWarehouses:
+    """`demo_warehouses(lots, seed=1)`: a generated demo warehouse, built once per session for each size and seed."""
+    return DemoWarehouses(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse_60k(demo_warehouses: DemoWarehouses) -> Path:
+    """A demo warehouse of at least 60,000 containers (seed 1; about 20 s to build)."""
+    path = demo_warehouses(LOTS_60K)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM DW_MES_CONTAINER").fetchone()
+    assert count >= MIN_CONTAINERS_60K, f"the {LOTS_60K}-lot warehouse has only {count} containers"
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_container_ids_60k(demo_warehouse_60k: Path) -> list[str]:
+    with sqlite3.connect(f"file:{demo_warehouse_60k}?mode=ro", uri=True) as db:
+        return container_ids(db)

@@ -13,17 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from api_fixtures import DOMAINS5, live_server, make_settings
-from trace_fixtures import F1, R1, S3, T1, build_standard_warehouse
 
 from sanic_trace.api.body_writer import accepts_gzip
+from support.apps import live_server
+from support.expected import DOMAINS5
+from support.settings import make_settings
+from support.standard_warehouse import F1, R1, S3, T1
 
 MSD = "mid_section_defect"
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("api-body") / "tiny.sqlite")
 
 
 async def fetch(http: httpx.AsyncClient, path: str, body: Any, encoding: str) -> tuple[httpx.Response, bytes]:
@@ -52,9 +49,14 @@ def gunzip(response: httpx.Response, raw: bytes) -> bytes:
     ],
 )
 async def test_misses_and_hits_honour_gzip_and_the_cache_stores_the_identity_body(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis, path: str, body: dict[str, Any]
+    standard_warehouse: Path,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
+    path: str,
+    body: dict[str, Any],
 ) -> None:
-    settings = make_settings(tiny, redis_url, redis_prefix)
+    settings = make_settings(standard_warehouse, redis_url, redis_prefix)
     async with live_server(settings) as server, server.client() as http:
         miss, raw_miss = await fetch(http, path, body, "gzip")
         assert miss.headers["X-Cache"] == "miss"
@@ -74,9 +76,9 @@ async def test_misses_and_hits_honour_gzip_and_the_cache_stores_the_identity_bod
 
 
 async def test_an_uncached_inline_events_body_honours_gzip(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    settings = make_settings(tiny, redis_url, redis_prefix)
+    settings = make_settings(standard_warehouse, redis_url, redis_prefix)
     body = {"profile": MSD, "container_ids": [S3, T1]}  # MSD events are never cached
     async with live_server(settings) as server, server.client() as http:
         plain, raw_plain = await fetch(http, "events", body, "identity")

@@ -15,37 +15,23 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from api_fixtures import (
-    DOMAINS5,
-    EXPECTED,
-    RedisProxy,
-    asgi_client,
-    container_ids,
-    demo_warehouse,
-    live_server,
-    make_settings,
-    slow_variant,
-    write_override,
-)
-from server_process import free_port
-from trace_fixtures import F1, NAMES, R1, S3, T1, build_standard_warehouse
+
+from support.apps import asgi_client, live_server
+from support.expected import DOMAINS5, EXPECTED
+from support.faults import RedisProxy, slow_variant, write_override
+from support.redis_keys import cache_keys
+from support.servers import free_port
+from support.settings import make_settings
+from support.standard_warehouse import F1, NAMES, R1, S3, T1
+from support.warehouses import DemoWarehouses, container_ids
 
 MSD = "mid_section_defect"
 MSD_RANGE = {"start_date": "2025-01-09", "end_date": "2025-01-10"}
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("api-cache") / "tiny.sqlite")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_warehouse(tmp_path_factory, 2000)
-
-
-def cache_keys(redis_client: redis.Redis, prefix: str, stage: str = "*") -> list[str]:
-    return sorted(k.decode() for k in redis_client.scan_iter(match=f"{prefix}:cache:{stage}:*"))
+def demo(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(2000)
 
 
 async def post(client: Any, path: str, body: Any) -> Any:
@@ -69,9 +55,14 @@ async def post(client: Any, path: str, body: Any) -> Any:
     ],
 )
 async def test_a_hit_is_the_same_bytes(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis, path: str, body: dict[str, Any]
+    standard_warehouse: Path,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
+    path: str,
+    body: dict[str, Any],
 ) -> None:
-    settings = make_settings(tiny, redis_url, redis_prefix, TRACE_CACHE_TTL_SECONDS=120)
+    settings = make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_CACHE_TTL_SECONDS=120)
     first = await post(asgi_client(settings), path, body)
     assert first.headers["X-Cache"] == "miss"
     stage = path
@@ -91,9 +82,9 @@ async def test_a_hit_is_the_same_bytes(
 
 
 async def test_equal_requests_share_a_key_and_different_ones_do_not(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix))
     lot = {"profile": "query_tool", "params": {"resolve_type": "lot_id", "values": [NAMES[S3]]}}
     first = await post(client, "seed-resolve", lot)
     # Normalised values (trimmed, deduplicated) and unused params are the same request.
@@ -115,9 +106,9 @@ async def test_equal_requests_share_a_key_and_different_ones_do_not(
 
 
 async def test_msd_seed_resolve_key_ignores_loss_reasons(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix))
     first = await post(client, "seed-resolve", {"profile": MSD, "params": {**MSD_RANGE, "loss_reasons": ["VOID"]}})
     assert first.headers["X-Cache"] == "miss" and first.json["seed_count"] == 4
     for params in (
@@ -134,9 +125,9 @@ async def test_msd_seed_resolve_key_ignores_loss_reasons(
 
 
 async def test_msd_events_are_never_cached(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix))
     body = {"profile": MSD, "container_ids": [S3, T1]}
     first = await post(client, "events", body)
     second = await post(client, "events", body)
@@ -147,9 +138,9 @@ async def test_msd_events_are_never_cached(
 
 
 async def test_events_over_the_skip_threshold_are_not_cached(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix, TRACE_CACHE_SKIP_CID_THRESHOLD=3))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_CACHE_SKIP_CID_THRESHOLD=3))
     over = {"profile": "query_tool", "container_ids": [S3, T1, R1, F1], "domains": ["rejects"]}
     assert (await post(client, "events", over)).headers["X-Cache"] == "bypass"
     assert (await post(client, "events", over)).headers["X-Cache"] == "bypass"
@@ -161,9 +152,9 @@ async def test_events_over_the_skip_threshold_are_not_cached(
 
 
 async def test_ttl_zero_turns_every_cache_off(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix, TRACE_CACHE_TTL_SECONDS=0))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_CACHE_TTL_SECONDS=0))
     requests = [
         ("seed-resolve", {"profile": "query_tool", "params": {"resolve_type": "lot_id", "values": [NAMES[S3]]}}),
         ("lineage", {"profile": "query_tool", "container_ids": [R1]}),
@@ -175,11 +166,11 @@ async def test_ttl_zero_turns_every_cache_off(
 
 
 # --- Redis trouble -----------------------------------------------------------------------------------
-async def test_unreachable_redis_answers_from_the_database(tiny: Path, redis_prefix: str) -> None:
+async def test_unreachable_redis_answers_from_the_database(standard_warehouse: Path, redis_prefix: str) -> None:
     # Nothing listens on this port: every Redis call fails at once. The rate limiter lets requests
     # through (its documented choice) and the caches are skipped: the inline path still works.
     url = f"redis://127.0.0.1:{free_port()}/15"
-    client = asgi_client(make_settings(tiny, url, redis_prefix, TRACE_RATE_LIMIT_EVENTS=1))
+    client = asgi_client(make_settings(standard_warehouse, url, redis_prefix, TRACE_RATE_LIMIT_EVENTS=1))
     requests = [
         ("seed-resolve", {"profile": "query_tool", "params": {"resolve_type": "lot_id", "values": [NAMES[S3]]}}),
         ("lineage", {"profile": "query_tool", "container_ids": [R1]}),
@@ -227,9 +218,9 @@ async def test_redis_lost_while_an_events_body_streams_neither_breaks_nor_caches
 
 
 async def test_a_cached_body_expiring_mid_replay_is_cut_off_not_ended(
-    tmp_path_factory: pytest.TempPathFactory, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    demo_warehouses: DemoWarehouses, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
-    warehouse = demo_warehouse(tmp_path_factory, 25000)
+    warehouse = demo_warehouses(25000)
     db = sqlite3.connect(warehouse)
     ids = container_ids(db)[:10000]
     db.close()

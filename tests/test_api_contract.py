@@ -1,6 +1,6 @@
 """The HTTP contract of /api/trace/seed-resolve, /lineage and /events on the inline path.
 
-Exact bodies over the hand-built warehouse of trace_fixtures (every genealogy and event known),
+Exact bodies over the hand-built warehouse of support.standard_warehouse (every genealogy and event known),
 real Redis, and every error code these endpoints can answer with, each provoked for real:
 a missing warehouse file, queries made genuinely slow or broken through TRACE_SQL_OVERRIDE_DIR.
 """
@@ -14,18 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import (
-    DOMAINS5,
-    asgi_client,
-    assert_error,
-    failing_variant,
-    live_server,
-    make_settings,
-    packaged_sql,
-    slow_variant,
-    write_override,
-)
-from trace_fixtures import (
+
+from support.apps import asgi_client, live_server
+from support.asserts import assert_error
+from support.expected import DOMAINS5
+from support.faults import failing_variant, packaged_sql, slow_variant, write_override
+from support.settings import make_settings
+from support.standard_warehouse import (
     DEEP,
     F1,
     F2,
@@ -42,7 +37,6 @@ from trace_fixtures import (
     X1,
     X2,
     X3,
-    build_standard_warehouse,
 )
 
 CACHE_KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -50,14 +44,9 @@ CACHE_KEY = re.compile(r"^[0-9a-f]{32}$")
 IDS_WITH_EVENTS = sorted([S3, T1, R1, R2, S2, F1, ORPHAN])
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("api-contract") / "tiny.sqlite")
-
-
 @pytest.fixture
-def client(tiny: Path, redis_url: str, redis_prefix: str):  # type: ignore[no-untyped-def]
-    return asgi_client(make_settings(tiny, redis_url, redis_prefix))
+def client(standard_warehouse: Path, redis_url: str, redis_prefix: str):  # type: ignore[no-untyped-def]
+    return asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix))
 
 
 async def post(client: Any, path: str, body: Any = None, **kwargs: Any) -> Any:
@@ -474,9 +463,9 @@ MSD = "mid_section_defect"
     ],
 )
 async def test_invalid_fields_are_named(
-    tiny: Path, redis_url: str, redis_prefix: str, path: str, body: dict[str, Any], field: str
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, path: str, body: dict[str, Any], field: str
 ) -> None:
-    client = asgi_client(make_settings(tiny, redis_url, redis_prefix, TRACE_MSD_MAX_RANGE_DAYS=31))
+    client = asgi_client(make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_MSD_MAX_RANGE_DAYS=31))
     response = await post(client, path, body)
     error = assert_error(response, 400, "INVALID_PARAMS")["error"]
     assert error["message"].startswith(field), error["message"]
@@ -527,9 +516,11 @@ async def test_cid_limit_is_checked_before_any_database_connection(
 
 
 @pytest.mark.parametrize("request_id", [None, "client-7"])
-async def test_payload_too_large(tiny: Path, redis_url: str, redis_prefix: str, request_id: str | None) -> None:
+async def test_payload_too_large(
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, request_id: str | None
+) -> None:
     # Sanic's HTTP server enforces REQUEST_MAX_SIZE (the ASGI test client does not): a live server.
-    settings = make_settings(tiny, redis_url, redis_prefix, TRACE_REQUEST_MAX_BYTES=1024)
+    settings = make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_REQUEST_MAX_BYTES=1024)
     headers = {"X-Request-ID": request_id} if request_id else {}
     ids = [f"{n:016x}" for n in range(60)]  # about 1.2 KB of JSON
     async with live_server(settings) as server, server.client() as http:
@@ -592,12 +583,23 @@ TIMEOUT_CASES = [
 
 @pytest.mark.parametrize(("sql_name", "path", "body", "code"), TIMEOUT_CASES)
 async def test_a_genuinely_slow_query_times_out(
-    tiny: Path, tmp_path: Path, redis_url: str, redis_prefix: str, sql_name: str, path: str, body: Any, code: str
+    standard_warehouse: Path,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    sql_name: str,
+    path: str,
+    body: Any,
+    code: str,
 ) -> None:
     # The override counts to 10^9 in a recursive CTE (minutes); only the DB timeout can end it.
     write_override(tmp_path / "sql", sql_name, slow_variant(sql_name))
     settings = make_settings(
-        tiny, redis_url, redis_prefix, DB_QUERY_TIMEOUT_SECONDS=0.3, TRACE_SQL_OVERRIDE_DIR=tmp_path / "sql"
+        standard_warehouse,
+        redis_url,
+        redis_prefix,
+        DB_QUERY_TIMEOUT_SECONDS=0.3,
+        TRACE_SQL_OVERRIDE_DIR=tmp_path / "sql",
     )
     started = time.monotonic()
     response = await post(asgi_client(settings), path, body)
@@ -646,7 +648,7 @@ UNEXPECTED_CASES = [
 
 @pytest.mark.parametrize(("sql_name", "sql", "path", "body", "code", "cause"), UNEXPECTED_CASES)
 async def test_an_unexpected_failure_is_500_with_the_request_id_in_the_log(
-    tiny: Path,
+    standard_warehouse: Path,
     tmp_path: Path,
     redis_url: str,
     redis_prefix: str,
@@ -659,7 +661,7 @@ async def test_an_unexpected_failure_is_500_with_the_request_id_in_the_log(
     cause: str,
 ) -> None:
     write_override(tmp_path / "sql", sql_name, sql)
-    settings = make_settings(tiny, redis_url, redis_prefix, TRACE_SQL_OVERRIDE_DIR=tmp_path / "sql")
+    settings = make_settings(standard_warehouse, redis_url, redis_prefix, TRACE_SQL_OVERRIDE_DIR=tmp_path / "sql")
     with caplog.at_level(logging.ERROR, logger="sanic_trace"):
         response = await post(asgi_client(settings), path, body)
     request_id = assert_error(response, 500, code)["meta"]["request_id"]

@@ -1,6 +1,6 @@
 """POST /api/trace/events over a generated warehouse, checked record by record against independent SQL.
 
-The expected records are built by api_fixtures from plain sqlite3 reads of the same file (Python
+The expected records are built by support.expected from plain sqlite3 reads of the same file (Python
 grouping for the partial-track-out rule, Python string splitting for the jobs expansion), and the
 whole streamed body is compared. Then the partial-failure rule, with domains made to fail for
 real through TRACE_SQL_OVERRIDE_DIR: a query that runs fine for the first IN-batch and raises
@@ -18,26 +18,20 @@ from typing import Any
 
 import pytest
 import redis
-from api_fixtures import (
-    ALL_DOMAINS,
-    EXPECTED,
-    asgi_client,
-    container_ids,
-    demo_warehouse,
-    expected_holds,
-    expected_rejects,
-    failing_variant,
-    make_settings,
-    slow_variant,
-    write_override,
-)
+
+from support.apps import asgi_client
+from support.expected import ALL_DOMAINS, EXPECTED, expected_holds, expected_rejects
+from support.faults import failing_variant, slow_variant, write_override
+from support.redis_keys import cache_keys
+from support.settings import make_settings
+from support.warehouses import DemoWarehouses, container_ids
 
 LOTS = 2000
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_warehouse(tmp_path_factory, LOTS)
+def warehouse(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(LOTS)
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +148,6 @@ def failing_target(db: sqlite3.Connection) -> tuple[list[str], str]:
     return ids, target
 
 
-def _cache_keys(redis_url: str, prefix: str) -> list[bytes]:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return list(client.scan_iter(match=f"{prefix}:cache:*"))
-    finally:
-        client.close()
-
-
 @pytest.mark.parametrize("domains", [["history", "rejects", "holds"], ["rejects", "holds"]])
 async def test_a_domain_failing_midway_leaves_valid_json_with_partial_failure(
     warehouse: Path,
@@ -169,6 +155,7 @@ async def test_a_domain_failing_midway_leaves_valid_json_with_partial_failure(
     tmp_path: Path,
     redis_url: str,
     redis_prefix: str,
+    redis_client: redis.Redis,
     failing_target: tuple[list[str], str],
     domains: list[str],
 ) -> None:
@@ -205,11 +192,16 @@ async def test_a_domain_failing_midway_leaves_valid_json_with_partial_failure(
     again, body_again = await events(settings, request)
     assert again.headers["X-Cache"] == "miss"
     assert body_again == body
-    assert _cache_keys(redis_url, redis_prefix) == []
+    assert cache_keys(redis_client, redis_prefix) == []
 
 
 async def test_a_domain_timing_out_after_the_first_byte_is_a_partial_failure(
-    warehouse: Path, db: sqlite3.Connection, tmp_path: Path, redis_url: str, redis_prefix: str
+    warehouse: Path,
+    db: sqlite3.Connection,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
 ) -> None:
     ids = container_ids(db)[:600]
     write_override(tmp_path / "sql", "events_history", slow_variant("events_history"))
@@ -227,4 +219,4 @@ async def test_a_domain_timing_out_after_the_first_byte_is_a_partial_failure(
     assert body["results"]["history"] == {"data": [], "count": 0}
     holds = expected_holds(db, ids)
     assert body["results"]["holds"] == {"data": holds, "count": len(holds)}
-    assert _cache_keys(redis_url, redis_prefix) == []
+    assert cache_keys(redis_client, redis_prefix) == []

@@ -10,17 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
-import pytest
 import redis
-from api_fixtures import asgi_client, assert_error, make_settings
-from trace_fixtures import build_standard_warehouse
 
 import jobs
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("admission") / "tiny.sqlite")
+from support.apps import asgi_client
+from support.asserts import assert_error
+from support.settings import make_settings
 
 
 def _events(n: int) -> dict:
@@ -29,10 +24,15 @@ def _events(n: int) -> dict:
 
 
 async def test_queue_full_is_429_and_keeps_the_queued_job(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     settings = make_settings(
-        tiny, redis_url, redis_prefix, TRACE_ASYNC_CID_THRESHOLD=2, TRACE_JOB_QUEUE_MAX=1, TRACE_MIN_AVAILABLE_MB=0
+        standard_warehouse,
+        redis_url,
+        redis_prefix,
+        TRACE_ASYNC_CID_THRESHOLD=2,
+        TRACE_JOB_QUEUE_MAX=1,
+        TRACE_MIN_AVAILABLE_MB=0,
     )
     client = asgi_client(settings)  # no supervisor: the first job stays queued
     _, first = await client.post("/api/trace/events", json=_events(3))
@@ -50,12 +50,16 @@ async def test_queue_full_is_429_and_keeps_the_queued_job(
 
 
 async def test_memory_pressure_is_503_before_anything_is_stored(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     # A floor above all the memory this machine has: admission must refuse.
     above_everything = int(psutil.virtual_memory().total / 2**20) + 1024
     settings = make_settings(
-        tiny, redis_url, redis_prefix, TRACE_ASYNC_CID_THRESHOLD=2, TRACE_MIN_AVAILABLE_MB=above_everything
+        standard_warehouse,
+        redis_url,
+        redis_prefix,
+        TRACE_ASYNC_CID_THRESHOLD=2,
+        TRACE_MIN_AVAILABLE_MB=above_everything,
     )
     client = asgi_client(settings)
     _, refused = await client.post("/api/trace/events", json=_events(3))

@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import redis
-from api_fixtures import assert_error, live_server, make_settings, slow_variant, wait_until, write_override
-from trace_fixtures import NAMES, R1, S3, T1, build_standard_warehouse
+
+from support.apps import live_server
+from support.asserts import assert_error
+from support.faults import slow_variant, write_override
+from support.settings import make_settings
+from support.standard_warehouse import NAMES, R1, S3, T1
+from support.waits import wait_until
 
 WINDOW = 3600
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("api-protection") / "tiny.sqlite")
 
 
 EVENTS = {"profile": "query_tool", "container_ids": [S3], "domains": ["holds"]}
@@ -39,14 +38,14 @@ def client_from(server: Any, address: str) -> httpx.AsyncClient:
 
 async def wait_for_room_in_the_window() -> None:
     """Fixed windows are aligned to multiples of WINDOW: start at least 10 s before the next boundary."""
-    await wait_until(lambda: WINDOW - time.time() % WINDOW > 10, deadline_seconds=15, what="a fresh rate window")
+    await wait_until(lambda: WINDOW - time.time() % WINDOW > 10, timeout=15, what="a fresh rate window")
 
 
 async def test_rate_limit_is_shared_by_instances_and_counted_per_client_and_endpoint(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     settings = make_settings(
-        tiny,
+        standard_warehouse,
         redis_url,
         redis_prefix,
         TRACE_RATE_LIMIT_WINDOW_SECONDS=WINDOW,
@@ -89,14 +88,18 @@ async def test_rate_limit_is_shared_by_instances_and_counted_per_client_and_endp
 
 
 async def test_another_prefix_is_another_deployment(
-    tiny: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+    standard_warehouse: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
 ) -> None:
     await wait_for_room_in_the_window()
     limited = make_settings(
-        tiny, redis_url, redis_prefix, TRACE_RATE_LIMIT_WINDOW_SECONDS=WINDOW, TRACE_RATE_LIMIT_LINEAGE=1
+        standard_warehouse, redis_url, redis_prefix, TRACE_RATE_LIMIT_WINDOW_SECONDS=WINDOW, TRACE_RATE_LIMIT_LINEAGE=1
     )
     other = make_settings(
-        tiny, redis_url, f"{redis_prefix}o", TRACE_RATE_LIMIT_WINDOW_SECONDS=WINDOW, TRACE_RATE_LIMIT_LINEAGE=1
+        standard_warehouse,
+        redis_url,
+        f"{redis_prefix}o",
+        TRACE_RATE_LIMIT_WINDOW_SECONDS=WINDOW,
+        TRACE_RATE_LIMIT_LINEAGE=1,
     )
     try:
         async with live_server(limited) as one, live_server(other) as two:
@@ -110,13 +113,13 @@ async def test_another_prefix_is_another_deployment(
 
 
 async def test_too_busy_while_every_db_slot_is_taken(
-    tiny: Path, tmp_path: Path, redis_url: str, redis_prefix: str
+    standard_warehouse: Path, tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     # One DB slot, taken by an events request whose holds query counts to 10^9 (minutes): only
     # the 2 s DB timeout ends it.
     write_override(tmp_path / "sql", "events_holds", slow_variant("events_holds"))
     settings = make_settings(
-        tiny,
+        standard_warehouse,
         redis_url,
         redis_prefix,
         TRACE_INLINE_MAX_CONCURRENCY=1,
@@ -133,7 +136,7 @@ async def test_too_busy_while_every_db_slot_is_taken(
         slow = asyncio.create_task(
             http.post("/api/trace/events", json={"profile": "query_tool", "container_ids": [T1], "domains": ["holds"]})
         )
-        await wait_until(lambda: slots.in_use == 1, deadline_seconds=5, what="the slow request to take the slot")
+        await wait_until(lambda: slots.in_use == 1, timeout=5, what="the slow request to take the slot")
 
         refused = [
             await http.post("/api/trace/seed-resolve", json=SEEDS),
@@ -157,7 +160,7 @@ async def test_too_busy_while_every_db_slot_is_taken(
 
 
 async def test_behind_a_proxy_the_forwarded_client_address_is_counted_and_only_when_configured(
-    tiny: Path, redis_url: str, redis_prefix: str
+    standard_warehouse: Path, redis_url: str, redis_prefix: str
 ) -> None:
     limits = {
         "TRACE_RATE_LIMIT_WINDOW_SECONDS": WINDOW,
@@ -171,7 +174,7 @@ async def test_behind_a_proxy_the_forwarded_client_address_is_counted_and_only_w
         headers = {"X-Forwarded-For": f"203.0.113.77, {address}"}
         return await http.post("/api/trace/seed-resolve", json=SEEDS, headers=headers)
 
-    behind = make_settings(tiny, redis_url, f"{redis_prefix}p", TRACE_PROXIES_COUNT=1, **limits)
+    behind = make_settings(standard_warehouse, redis_url, f"{redis_prefix}p", TRACE_PROXIES_COUNT=1, **limits)
     async with live_server(behind) as server, server.client() as http:
         assert (await seeds_from(http, "198.51.100.1")).status_code == 200
         # Another client behind the same proxy (same socket peer) has a count of its own...
@@ -184,7 +187,7 @@ async def test_behind_a_proxy_the_forwarded_client_address_is_counted_and_only_w
             message_has=["from 198.51.100.1"],
         )
     # Without TRACE_PROXIES_COUNT a client cannot pick its address with a forwarding header.
-    direct = make_settings(tiny, redis_url, f"{redis_prefix}d", **limits)
+    direct = make_settings(standard_warehouse, redis_url, f"{redis_prefix}d", **limits)
     async with live_server(direct) as server, server.client() as http:
         assert (await seeds_from(http, "198.51.100.1")).status_code == 200
         assert_error(

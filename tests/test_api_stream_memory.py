@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,16 +18,19 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from api_fixtures import DOMAINS5, container_ids, demo_warehouse, settings_env
-from server_process import ServerProcess
+
+from support.expected import DOMAINS5
+from support.servers import TRACE_CLI, ServerProcess
+from support.settings import inline_env
+from support.warehouses import DemoWarehouses, container_ids
 
 N_IDS = 20_000
 MB = 2**20
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return demo_warehouse(tmp_path_factory, 25_000)
+def warehouse(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(25_000)
 
 
 def expected_counts(db: sqlite3.Connection, ids: list[str]) -> dict[str, int]:
@@ -141,7 +143,7 @@ def stream_events(url: str, body: dict, scanner: BodyScanner) -> tuple[httpx.Hea
 
 @pytest.fixture
 def server(warehouse: Path, tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[ServerProcess]:
-    env = settings_env(
+    env = inline_env(
         warehouse,
         redis_url,
         redis_prefix,
@@ -149,7 +151,7 @@ def server(warehouse: Path, tmp_path: Path, redis_url: str, redis_prefix: str) -
         TRACE_EVENTS_CID_LIMIT=50_000,
         TRACE_LOG_LEVEL="WARNING",
     )
-    single = [str(Path(sys.executable).with_name("sanic-trace")), "serve", "--single-process", "--port", "{port}"]
+    single = [TRACE_CLI, "serve", "--single-process", "--port", "{port}"]
     with ServerProcess(env, argv=single) as process:
         yield process
 

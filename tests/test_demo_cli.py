@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-CLI = str(Path(sys.executable).with_name("sanic-trace"))
+from support.servers import TRACE_CLI
 
 
 def demo_db(*args: str) -> subprocess.CompletedProcess[str]:
     # stderr is a pipe here, as in a log: no progress bar may be drawn into it.
-    return subprocess.run([CLI, "demo-db", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([TRACE_CLI, "demo-db", *args], capture_output=True, text=True, timeout=120)
 
 
 def containers(path: Path) -> int:
@@ -64,10 +63,10 @@ def test_an_unwritable_path_is_an_error_naming_it(tmp_path: Path) -> None:
 
 
 def test_plain_help_and_the_tools_offer_themselves_with_the_tools_extra_installed() -> None:
-    result = subprocess.run([CLI, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([TRACE_CLI, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     for command in ("serve", "demo-db", "bench", "loadtest"):
         assert command in result.stdout
     # httpx is installed in the test environment (the `tools` extra): the real tool answers.
-    result = subprocess.run([CLI, "loadtest", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([TRACE_CLI, "loadtest", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--users" in result.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -12,16 +11,12 @@ from sanic_testing.testing import SanicASGITestClient
 from sanic_trace import __version__
 from sanic_trace.app import create_app
 from sanic_trace.settings import load_settings
-
-SCHEMA = Path(__file__).resolve().parent.parent / "sanic_trace" / "demo" / "schema.sql"
+from support.warehouses import WarehouseBuilder
 
 
 @pytest.fixture
 def empty_warehouse(tmp_path: Path) -> Path:
-    path = tmp_path / "wh.sqlite"
-    with sqlite3.connect(path) as connection:
-        connection.executescript(SCHEMA.read_text(encoding="utf-8"))
-    return path
+    return WarehouseBuilder(tmp_path / "wh.sqlite").close()  # the schema, no rows
 
 
 def _client(db_url: str, redis_url: str, prefix: str) -> SanicASGITestClient:

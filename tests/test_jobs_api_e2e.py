@@ -24,25 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import redis
-from api_fixtures import RedisProxy, live_server, make_settings
-from e2e_jobs import (
-    NotifyListener,
-    check_stream,
-    events_body,
-    get_status,
-    own_prefix,
-    read_stream,
-    server_env,
-    submit,
-    wait_job,
-)
-from server_process import ServerProcess, free_port, job_keys, running_server, running_servers, wait_for
-from warehouse_fixtures import demo_container_ids_60k, demo_warehouse_60k  # noqa: F401 - fixtures
 
 from sanic_trace.trace.events import DOMAIN_SPECS
+from support.apps import live_server
+from support.faults import RedisProxy
+from support.processes import pid_gone
+from support.redis_keys import job_keys, own_prefix
+from support.servers import ServerProcess, free_port, running_server, running_servers
+from support.settings import jobs_env, make_settings
+from support.streams import check_stream, read_stream
+from support.trace_jobs import NotifyListener, events_body, get_status, submit, wait_job
+from support.waits import wait_for
 
 QUICK_CHUNK = 50
 QUICK_PAGE_MAX = 120
@@ -58,14 +52,14 @@ PROGRESS_FIELDS = {"phase", "done", "total", "records"}
 
 # --- servers and data ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ids(demo_container_ids_60k: list[str]) -> list[str]:  # noqa: F811
+def ids(demo_container_ids_60k: list[str]) -> list[str]:
     return demo_container_ids_60k
 
 
 @pytest.fixture(scope="module")
-def quick(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:  # noqa: F811
+def quick(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:
     with own_prefix(redis_url) as prefix:
-        env = server_env(
+        env = jobs_env(
             demo_warehouse_60k,
             redis_url,
             prefix,
@@ -83,7 +77,7 @@ def quick(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]: 
 
 
 @pytest.fixture(scope="module")
-def reject_ids(demo_warehouse_60k: Path) -> list[str]:  # noqa: F811
+def reject_ids(demo_warehouse_60k: Path) -> list[str]:
     """120 containers that each have reject rows, sorted (the order the job queries them in)."""
     with sqlite3.connect(f"file:{demo_warehouse_60k}?mode=ro", uri=True) as db:
         rows = db.execute(
@@ -107,7 +101,7 @@ FAIL_TARGET_INDEX = 105  # in the 11th IN-batch of 10: some chunks are stored be
 
 @pytest.fixture(scope="module")
 def slow(
-    demo_warehouse_60k: Path,  # noqa: F811
+    demo_warehouse_60k: Path,
     redis_url: str,
     reject_ids: list[str],
     tmp_path_factory: pytest.TempPathFactory,
@@ -116,7 +110,7 @@ def slow(
     sql = FAIL_FOR_TARGET.format(target=reject_ids[FAIL_TARGET_INDEX])
     (override / f"{DOMAIN_SPECS['rejects'].sql_name}.sql").write_text(sql)
     with own_prefix(redis_url) as prefix:
-        env = server_env(
+        env = jobs_env(
             demo_warehouse_60k,
             redis_url,
             prefix,
@@ -311,7 +305,7 @@ def test_a_live_stream_sends_each_chunk_within_a_second_of_it_being_stored(
 
 
 def test_a_live_stream_keeps_the_connection_alive_while_no_chunk_lands(
-    ids: list[str], demo_warehouse_60k: Path, redis_url: str  # noqa: F811
+    ids: list[str], demo_warehouse_60k: Path, redis_url: str
 ) -> None:
     # A job that stores nothing for a long time, made so on purpose rather than by a slow query:
     # over ids that no maintenance job names, the `jobs` domain yields no record, and every IN-batch
@@ -323,7 +317,7 @@ def test_a_live_stream_keeps_the_connection_alive_while_no_chunk_lands(
     unnamed = [cid for cid in ids[5000:] if cid not in named][:120]
     assert len(unnamed) == 120
     with own_prefix(redis_url) as prefix:
-        env = server_env(
+        env = jobs_env(
             demo_warehouse_60k,
             redis_url,
             prefix,
@@ -445,13 +439,7 @@ def test_cancel_while_streaming_ends_the_stream_and_deletes_the_data(
     assert len(check.batches["history"]) >= 1
     assert get_status(slow, job_id)["status"] == "cancelled"
 
-    def child_gone() -> bool:
-        try:
-            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            return True
-
-    wait_for(child_gone, 5, f"job child {child} to exit")
+    wait_for(lambda: pid_gone(child), 5, f"job child {child} to exit")
     prefix = slow.prefix  # type: ignore[attr-defined]
     hash_key = f"{prefix}:job:{{{job_id}}}".encode()
     wait_for(lambda: job_keys(redis_client, prefix, job_id) == [hash_key], 5, "the job's data keys to be deleted")
@@ -595,7 +583,7 @@ def test_accept_encoding_variants(quick: ServerProcess, quick_job: dict[str, Any
 async def test_redis_failing_mid_body_cuts_the_connection(
     quick: ServerProcess,
     quick_job: dict[str, Any],
-    demo_warehouse_60k: Path,  # noqa: F811
+    demo_warehouse_60k: Path,
     redis_url: str,
     path: str,
 ) -> None:
@@ -693,13 +681,13 @@ def test_error_codes_of_the_job_routes(
 
 # --- TTL -----------------------------------------------------------------------------------------
 def test_every_key_of_a_job_is_gone_after_the_ttl(
-    demo_warehouse_60k: Path,  # noqa: F811
+    demo_warehouse_60k: Path,
     ids: list[str],
     redis_url: str,
     redis_prefix: str,
     redis_client: redis.Redis,
 ) -> None:
-    env = server_env(
+    env = jobs_env(
         demo_warehouse_60k,
         redis_url,
         redis_prefix,
@@ -727,12 +715,12 @@ def test_every_key_of_a_job_is_gone_after_the_ttl(
 
 # --- Redis down at submission --------------------------------------------------------------------
 def test_without_redis_requests_up_to_the_cid_limit_fall_back_to_inline(
-    demo_warehouse_60k: Path,  # noqa: F811
+    demo_warehouse_60k: Path,
     ids: list[str],
     redis_prefix: str,
 ) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    env = server_env(
+    env = jobs_env(
         demo_warehouse_60k,
         dead,
         redis_prefix,
@@ -765,7 +753,7 @@ def test_without_redis_requests_up_to_the_cid_limit_fall_back_to_inline(
 
 # --- several hosts on one Redis ------------------------------------------------------------------
 def test_any_host_serves_any_jobs_status_stream_pages_and_cancel(
-    demo_warehouse_60k: Path,  # noqa: F811
+    demo_warehouse_60k: Path,
     ids: list[str],
     redis_url: str,
     redis_prefix: str,
@@ -777,7 +765,7 @@ def test_any_host_serves_any_jobs_status_stream_pages_and_cancel(
         "TRACE_WORKER_COUNT": 1,
         "TRACE_JOB_STEP_DELAY_SECONDS": 0.1,
     }
-    env = server_env(demo_warehouse_60k, redis_url, redis_prefix, **settings)
+    env = jobs_env(demo_warehouse_60k, redis_url, redis_prefix, **settings)
     with running_servers(env, env) as (one, other):
         assert one.env["TRACE_HOST_ID"] != other.env["TRACE_HOST_ID"]
         job_id = submit(one, ids[6000:6030], ["history", "materials"])

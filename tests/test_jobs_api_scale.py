@@ -1,7 +1,7 @@
 """Async trace jobs at scale, end to end through the real server: flat child memory, and equality
 with the inline path on a 25,000-id request (records of stream and pages; /result byte for byte).
 
-Needs the shared warehouse of at least 60,000 containers (tests/warehouse_fixtures.py).
+Needs the shared warehouse of at least 60,000 containers (conftest.py: demo_warehouse_60k).
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_jobs import check_stream, events_body, own_prefix, read_stream, server_env, submit, wait_job
-from server_process import ServerProcess, running_server
-from warehouse_fixtures import demo_container_ids_60k, demo_warehouse_60k  # noqa: F401 - fixtures
+
+from support.redis_keys import own_prefix
+from support.servers import ServerProcess, running_server
+from support.settings import jobs_env
+from support.streams import check_stream, read_stream
+from support.trace_jobs import events_body, submit, wait_job
 
 CHUNK = 3000
 PAGE_MAX = 10_000  # not a multiple of CHUNK: pages start and end inside chunks
@@ -27,12 +30,12 @@ QUERY_DOMAINS = ["history", "materials", "rejects", "holds"]
 
 
 @pytest.fixture(scope="module")
-def ids(demo_container_ids_60k: list[str]) -> list[str]:  # noqa: F811
+def ids(demo_container_ids_60k: list[str]) -> list[str]:
     return demo_container_ids_60k
 
 
 def _env(warehouse: Path, redis_url: str, prefix: str, **settings: Any) -> dict[str, str]:
-    return server_env(
+    return jobs_env(
         warehouse,
         redis_url,
         prefix,
@@ -47,7 +50,7 @@ def _env(warehouse: Path, redis_url: str, prefix: str, **settings: Any) -> dict[
 
 
 @pytest.fixture(scope="module")
-def jobs_server(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:  # noqa: F811
+def jobs_server(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:
     with own_prefix(redis_url) as prefix:
         env = _env(demo_warehouse_60k, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=5000, TRACE_WORKER_COUNT=2)
         with running_server(env) as server:
@@ -55,7 +58,7 @@ def jobs_server(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProc
 
 
 @pytest.fixture(scope="module")
-def inline_server(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:  # noqa: F811
+def inline_server(demo_warehouse_60k: Path, redis_url: str) -> Iterator[ServerProcess]:
     with own_prefix(redis_url) as prefix:
         env = _env(demo_warehouse_60k, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=50_000)
         with running_server(env) as server:

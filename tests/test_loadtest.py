@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
-import redis
-from server_process import free_port
 
 from sanic_trace.cli import main
-from sanic_trace.demo.generator import build_demo_warehouse
+from support.redis_keys import own_prefix
+from support.servers import TRACE_CLI, ServerProcess
+from support.settings import service_env
+from support.warehouses import DemoWarehouses
 from trace_tools.loadtest import target
 from trace_tools.loadtest.calls import Budget, Caller, RequestFailed
 from trace_tools.loadtest.checks import (
@@ -285,94 +280,22 @@ SERVER_ENV = {
 }
 
 
-def _wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[dict[str, Any]]:
+def server(demo_warehouses: DemoWarehouses, redis_url: str) -> Iterator[ServerProcess]:
     """A real service on a 2,000-lot warehouse, with its own Redis key prefix (deleted afterwards)."""
-    workdir = tmp_path_factory.mktemp("loadtest")
-    warehouse = workdir / "warehouse.sqlite"
-    build_demo_warehouse(warehouse, 2000, seed=1, progress=False)
     # Module-wide, like conftest's redis_prefix (function-scoped): one server serves every run here.
-    prefix = f"tt{uuid.uuid4().hex[:10]}"
-    port = free_port()
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("TRACE_", "DB_", "SANIC_")) and k != "REDIS_URL"}
-    env = {
-        **inherited,
-        **SERVER_ENV,
-        "TRACE_DB_URL": f"sqlite:///{warehouse}",
-        "REDIS_URL": redis_url,
-        "TRACE_REDIS_PREFIX": prefix,
-        "TRACE_HOST_ID": f"loadtest-{uuid.uuid4().hex[:12]}",
-    }
-    script = Path(sys.executable).with_name("sanic-trace")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "sanic_trace.cli"]
-    log_path = workdir / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [*command, "serve", "--single-process", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    seen: dict[int, psutil.Process] = {}
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_for(healthy, 30, "the server to answer /health")
-        yield {"url": f"http://127.0.0.1:{port}", "pid": proc.pid, "prefix": prefix, "seen": seen, "log": log_path}
-    finally:
-        try:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                seen[child.pid] = child
-        except psutil.Error:
-            pass
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        # Job children run in sessions of their own: anything left of the tree goes too.
-        for child in seen.values():
-            try:
-                if child.is_running():
-                    child.kill()
-            except psutil.Error:
-                pass
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        client.close()
+    with own_prefix(redis_url) as prefix:
+        env = service_env(demo_warehouses(2000), redis_url, prefix, **SERVER_ENV)
+        argv = [TRACE_CLI, "serve", "--single-process", "--host", "127.0.0.1", "--port", "{port}"]
+        with ServerProcess(env, argv=argv, stop_timeout=15) as process:
+            yield process
 
 
-def _run(server: dict[str, Any], tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+def _run(server: ServerProcess, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
     report_path = tmp_path / "report.json"
-    code = main(["loadtest", "--url", server["url"], "--users", "2", "--large-ids", str(LARGE_IDS),
+    code = main(["loadtest", "--url", server.base_url, "--users", "2", "--large-ids", str(LARGE_IDS),
                  "--quiet", "--report", str(report_path), *extra])
-    try:
-        for child in psutil.Process(server["pid"]).children(recursive=True):
-            server["seen"][child.pid] = child
-    except psutil.Error:
-        pass
+    server.track_tree()  # job children run in sessions of their own: remembered to be killed at the end
     return code, json.loads(report_path.read_text())
 
 
@@ -381,7 +304,7 @@ def _no_errors(report: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("scenario", ["dashboard", "msd", "large", "mixed"])
-def test_short_run_of_each_scenario_is_clean(server: dict[str, Any], tmp_path: Path, scenario: str) -> None:
+def test_short_run_of_each_scenario_is_clean(server: ServerProcess, tmp_path: Path, scenario: str) -> None:
     code, report = _run(server, tmp_path, "--scenario", scenario, "--duration", "3", "--grace", "20")
     _no_errors(report)
     assert code == 0
@@ -401,12 +324,12 @@ def test_short_run_of_each_scenario_is_clean(server: dict[str, Any], tmp_path: P
         assert report["jobs"]["first_records_p50_s"] is not None
         assert "large sessions answered inline" not in report["notes"]
     psutil_memory = report["memory"]["psutil"]
-    assert psutil_memory["sampled"] and psutil_memory["server_pid"] == server["pid"]
+    assert psutil_memory["sampled"] and psutil_memory["server_pid"] == server.proc.pid
     assert psutil_memory["server_mb"]["peak"] > 0
     assert report["memory"]["health"]["polls"] > 0
 
 
-def test_final_deadline_cuts_streams_and_cancels_their_jobs(server: dict[str, Any], tmp_path: Path) -> None:
+def test_final_deadline_cuts_streams_and_cancels_their_jobs(server: ServerProcess, tmp_path: Path) -> None:
     # 2,000 ids: about 50 chunks at 0.05 s each, far longer than the 1 s + 1 s the run may take.
     started = time.monotonic()
     code, report = _run(server, tmp_path, "--scenario", "large", "--large-ids", "2000",
@@ -420,7 +343,7 @@ def test_final_deadline_cuts_streams_and_cancels_their_jobs(server: dict[str, An
     assert code == 1  # but a run in which no session completed is not a pass
 
 
-def test_request_cap_stops_each_user(server: dict[str, Any], tmp_path: Path) -> None:
+def test_request_cap_stops_each_user(server: ServerProcess, tmp_path: Path) -> None:
     code, report = _run(server, tmp_path, "--scenario", "dashboard", "--duration", "30", "--max-requests", "6")
     assert code == 0
     assert report["run"]["requests"] <= 2 * (6 + 2)  # a 202 already received is still followed (stream + status)

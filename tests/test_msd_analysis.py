@@ -1,4 +1,4 @@
-"""The MSD analysis against the independent oracle (tests/msd_oracle.py), number for number.
+"""The MSD analysis against the independent oracle (tests/support/msd_oracle.py), number for number.
 
 The product runs as the events paths run it — stations, population and genealogy from the
 database, the domain records fed batch by batch (small IN-batches and fetches, so records of a
@@ -15,10 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from msd_oracle import msd_detail_rows, msd_oracle
-from test_msd_oracle import A1, A2, SMALL_SEEDS, WINDOW, B, C, build_small, build_suspects, demo_seeds
-from trace_fixtures import open_warehouse
-from warehouse_fixtures import build_once
 
 from sanic_trace.msd.aggregator import DOMAINS
 from sanic_trace.msd.analysis import aggregate
@@ -27,6 +23,9 @@ from sanic_trace.msd.index import MsdIndex
 from sanic_trace.msd.session import MsdRequest, event_container_ids, start_analysis
 from sanic_trace.trace.events import iter_domain_batches
 from sanic_trace.trace.seeds import validate_seed_request
+from support.msd_oracle import msd_detail_rows, msd_oracle
+from support.msd_warehouses import A1, A2, S_LOTS, SMALL_SEEDS, WINDOW, B, C, build_suspects, demo_seeds
+from support.warehouses import DemoWarehouses, open_warehouse
 
 DEMO_LOTS = 20_000
 DEMO_WINDOW = {"start_date": "2026-01-05", "end_date": "2026-06-03"}
@@ -72,38 +71,31 @@ def compare(db: Path, *, seeds: list[str], loss_reasons: list[str] | None = None
     return got
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_small(tmp_path_factory.mktemp("msd-analysis") / "small.sqlite")
-
-
 @pytest.mark.parametrize("loss_reasons", [None, ["SHORT"], ["OPEN", "(未知)"]])
-def test_small_backward_date_mode(small: Path, loss_reasons: list[str] | None) -> None:
-    got = compare(small, seeds=SMALL_SEEDS, loss_reasons=loss_reasons, **WINDOW)
+def test_small_backward_date_mode(msd_small_warehouse: Path, loss_reasons: list[str] | None) -> None:
+    got = compare(msd_small_warehouse, seeds=SMALL_SEEDS, loss_reasons=loss_reasons, **WINDOW)
     assert got["genealogy_status"] == "ready" and got["genealogy_source"] == "derived"
 
 
-def test_small_backward_container_mode(small: Path) -> None:
-    got = compare(small, seeds=SMALL_SEEDS)
+def test_small_backward_container_mode(msd_small_warehouse: Path) -> None:
+    got = compare(msd_small_warehouse, seeds=SMALL_SEEDS)
     assert got["daily_trend"] == [] and got["container_mode_hint"]["missing_count"] >= 1
 
 
 @pytest.mark.parametrize("loss_reasons", [None, ["SHORT"]])
-def test_small_forward(small: Path, loss_reasons: list[str] | None) -> None:
-    compare(small, seeds=[A1, A2, B, C], direction="forward", loss_reasons=loss_reasons, **WINDOW)
+def test_small_forward(msd_small_warehouse: Path, loss_reasons: list[str] | None) -> None:
+    compare(msd_small_warehouse, seeds=[A1, A2, B, C], direction="forward", loss_reasons=loss_reasons, **WINDOW)
 
 
-def test_small_two_stations_and_a_work_center(small: Path) -> None:
-    compare(small, seeds=SMALL_SEEDS, station="測試,TMTT", **WINDOW)
-    compare(small, seeds=SMALL_SEEDS, station="TMTT", **WINDOW)
+def test_small_two_stations_and_a_work_center(msd_small_warehouse: Path) -> None:
+    compare(msd_small_warehouse, seeds=SMALL_SEEDS, station="測試,TMTT", **WINDOW)
+    compare(msd_small_warehouse, seeds=SMALL_SEEDS, station="TMTT", **WINDOW)
 
 
 def test_the_forward_selection_case_worked_by_hand(tmp_path: Path) -> None:
-    from test_msd_oracle import S_LOTS
-
     path = build_suspects(tmp_path / "suspects.sqlite")
     got = compare(path, seeds=S_LOTS, start_date="2025-03-01", end_date="2025-03-01")
-    # As worked by hand in test_msd_oracle: X first, then Z on the lots X leaves; Y rode along.
+    # As worked by hand in support/msd_warehouses.py: X first, then Z on the lots X leaves; Y rode along.
     assert [(s["name"], s["conditional_score"]) for s in got["suspects"]] == [
         ("EQ-X-NAME", 2.654),
         ("EQ-Z-NAME", 2.2361),
@@ -114,8 +106,8 @@ def test_the_forward_selection_case_worked_by_hand(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_once(tmp_path_factory, DEMO_LOTS)
+def demo(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(DEMO_LOTS)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import oracledb
 import pytest
-from server_process import free_port
 
 from sanic_trace.db.errors import DatabaseError, DatabaseUnavailable, QueryTimeout
 from sanic_trace.db.oracle_source import OracleSource, classify_oracle_error
 from sanic_trace.db.source import open_source
 from sanic_trace.db.url import parse_db_url
 from sanic_trace.settings import load_settings
+from support.servers import free_port
 
 
 def test_url_parsing_with_encoded_password() -> None:

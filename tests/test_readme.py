@@ -11,18 +11,16 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from e2e_jobs import own_prefix
-from server_process import ServerProcess
 
 from sanic_trace.cli import DEMO_LOTS
-from sanic_trace.demo.generator import build_demo_warehouse
+from support.redis_keys import own_prefix
+from support.servers import TRACE_CLI, ServerProcess
+from support.warehouses import DemoWarehouses
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACE_CLI = str(Path(sys.executable).with_name("sanic-trace"))
 API_LINE = "api=http://127.0.0.1:8080/api/trace"
 
 
@@ -36,10 +34,8 @@ def readme_block() -> str:
 
 
 @pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("readme") / "demo-warehouse.sqlite"
-    build_demo_warehouse(path, DEMO_LOTS, seed=1, progress=False)
-    return path
+def demo_warehouse(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(DEMO_LOTS)
 
 
 def test_the_api_in_one_minute_runs_verbatim_against_the_demo(demo_warehouse: Path, redis_url: str) -> None:

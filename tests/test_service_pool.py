@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 import redis
-from e2e_jobs import server_env, submit, wait_job
-from server_process import ServerProcess, wait_for
 
 import jobs
-from sanic_trace.demo.generator import build_demo_warehouse
+from support.processes import pid_gone
+from support.servers import SANIC_CLI, TRACE_CLI, ServerProcess
+from support.settings import jobs_env
+from support.trace_jobs import submit, wait_job
+from support.waits import wait_for
+from support.warehouses import DemoWarehouses, container_ids
 
-SANIC_CLI = str(Path(sys.executable).with_name("sanic"))
-TRACE_CLI = str(Path(sys.executable).with_name("sanic-trace"))
 MODES = {
     "managed": None,  # ServerProcess's default: sanic-trace serve
     "sanic-cli": [SANIC_CLI, "sanic_trace.app:create_app", "--factory", "--host", "127.0.0.1", "--port", "{port}"],
@@ -34,29 +34,15 @@ MODES = {
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pool") / "wh.sqlite"
-    build_demo_warehouse(path, 600, seed=3, progress=False)
-    return path
-
-
-def _ids(path: Path, n: int) -> list[str]:
-    with sqlite3.connect(path) as db:
-        return [r[0] for r in db.execute("SELECT CONTAINERID FROM DW_MES_CONTAINER ORDER BY CONTAINERID LIMIT ?", (n,))]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def warehouse(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(600, seed=3)
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_service_runs_jobs_and_its_stop_interrupts_them(
     mode: str, warehouse: Path, redis_url: str, redis_prefix: str
 ) -> None:
-    env = server_env(
+    env = jobs_env(
         warehouse,
         redis_url,
         redis_prefix,
@@ -83,7 +69,8 @@ def test_service_runs_jobs_and_its_stop_interrupts_them(
         else:
             assert supervisor_pid in {p.pid for p in psutil.Process(server_pid).children(recursive=True)}
 
-        ids = _ids(warehouse, 60)
+        with sqlite3.connect(warehouse) as db:
+            ids = container_ids(db, 60)
         quick = submit(server, ids[:4], ["holds"])
         assert wait_job(server, quick, "finished", 60)["status"] == "finished"
 
@@ -93,9 +80,9 @@ def test_service_runs_jobs_and_its_stop_interrupts_them(
 
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(30)
-        wait_for(lambda: _gone(supervisor_pid), 10, "the supervisor to stop with the service")
+        wait_for(lambda: pid_gone(supervisor_pid), 10, "the supervisor to stop with the service")
         for pid in child_pids:
-            wait_for(lambda pid=pid: _gone(pid), 10, f"job child {pid} to be gone")
+            wait_for(lambda pid=pid: pid_gone(pid), 10, f"job child {pid} to be gone")
         final = jobs.JobClient(client, redis_prefix).status(slow)
         assert final["status"] == "failed" and final["error"]["code"] == "JOB_INTERRUPTED", final
     finally:
@@ -116,7 +103,7 @@ def test_a_stop_during_start_up_ends_the_service_cleanly(
     # Sanic 25.12 alone spins forever (or crashes) on a SIGTERM before its workers acknowledged
     # their start; sanic_trace.compat holds the signal until they have. SIGTERM goes out the
     # moment the marker is in the log: as early in the start-up as a test can aim.
-    server = ServerProcess(server_env(warehouse, redis_url, redis_prefix), argv=MODES[mode], stop_timeout=20)
+    server = ServerProcess(jobs_env(warehouse, redis_url, redis_prefix), argv=MODES[mode], stop_timeout=20)
     server.launch()
     try:
         wait_for(lambda: marker.encode() in server.log_path.read_bytes(), 30, f"{marker!r} in the log", 0.002)

@@ -17,10 +17,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
-from trace_fixtures import F1, NAMES, R1, S3, T1, TEST_GROUP, build_standard_warehouse, open_warehouse
 
 from sanic_trace.db.batching import bind_in_list
 from sanic_trace.sql import SQL_DIR, load_sql, sql_names
+from support.standard_warehouse import F1, NAMES, R1, S3, T1, TEST_GROUP
+from support.warehouses import open_warehouse
 
 # Node types both Oracle and SQLite run with the same meaning.
 ALLOWED_NODES = frozenset(
@@ -200,13 +201,8 @@ SAMPLE_IDS = [S3, T1, R1, F1, NAMES[S3], NAMES[F1], "SN-0001", "WO-1", "GD-WO-1"
 LEAKED_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}")
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("portability") / "tiny.sqlite")
-
-
 @pytest.mark.parametrize("name", sql_names())
-def test_sql_file_runs_on_sqlite(name: str, warehouse: Path) -> None:
+def test_sql_file_runs_on_sqlite(name: str, standard_warehouse: Path) -> None:
     sql = load_sql(name)
     binds: dict[str, object] = {}
     if re.search(r":ids\b", sql):
@@ -218,7 +214,7 @@ def test_sql_file_runs_on_sqlite(name: str, warehouse: Path) -> None:
         if not bind.startswith(("ids_", "wcs_")):
             assert bind in SAMPLE_BINDS, f"{name}.sql binds :{bind}; add a sample value to SAMPLE_BINDS"
             binds[bind] = SAMPLE_BINDS[bind]
-    source = open_warehouse(warehouse)
+    source = open_warehouse(standard_warehouse)
     rows = 0
     for columns, batch in source.stream(sql, binds):
         assert all(c == c.upper() for c in columns)

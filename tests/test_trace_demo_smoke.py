@@ -19,8 +19,7 @@ from sanic_trace.db.sqlite_source import SqliteSource
 from sanic_trace.trace.events import DOMAINS, iter_domain_batches
 from sanic_trace.trace.lineage import backward_lineage, forward_lineage, lineage_container_ids
 from sanic_trace.trace.seeds import resolve_seeds
-
-generator = pytest.importorskip("sanic_trace.demo.generator")
+from support.warehouses import DemoWarehouses
 
 IN_BATCH = 50
 FETCH = 500
@@ -28,10 +27,8 @@ RANGE = {"start_date": "2026-02-01", "end_date": "2026-02-28"}
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo-smoke") / "warehouse.sqlite"
-    generator.build_demo_warehouse(path, 500, seed=3, progress=False)
-    return path
+def warehouse(demo_warehouses: DemoWarehouses) -> Path:
+    return demo_warehouses(500, seed=3)
 
 
 @pytest.fixture(scope="module")

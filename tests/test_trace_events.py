@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trace_fixtures import F1, ORPHAN, R1, R2, S2, S3, T1, build_standard_warehouse, cid, open_warehouse
 
 from sanic_trace.db.batching import batch_count
 from sanic_trace.db.errors import DatabaseError
@@ -29,24 +28,21 @@ from sanic_trace.trace.events import (
     iter_domain_batches,
     validate_domains,
 )
+from support.standard_warehouse import F1, ORPHAN, R1, R2, S2, S3, T1
+from support.warehouses import cid, open_warehouse
 
 # Every container with events, plus ids without any.
 IDS = sorted([S3, T1, R1, R2, S2, F1, ORPHAN, cid(0xabc), cid(0xdead)])
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("events") / "tiny.sqlite")
-
-
 @pytest.fixture
-def source(warehouse: Path) -> SqliteSource:
-    return open_warehouse(warehouse)
+def source(standard_warehouse: Path) -> SqliteSource:
+    return open_warehouse(standard_warehouse)
 
 
 @pytest.fixture(scope="module")
-def db(warehouse: Path) -> Iterator[sqlite3.Connection]:
-    connection = sqlite3.connect(warehouse)
+def db(standard_warehouse: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(standard_warehouse)
     yield connection
     connection.close()
 

@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trace_fixtures import (
+
+from sanic_trace.db.source import Batch
+from sanic_trace.db.sqlite_source import SqliteSource
+from sanic_trace.trace.lineage import (
+    MAX_DEPTH,
+    backward_lineage,
+    forward_lineage,
+    lineage_container_ids,
+    lineage_direction,
+)
+from support.standard_warehouse import (
     DEEP,
     F1,
     F2,
@@ -25,19 +35,8 @@ from trace_fixtures import (
     X1,
     X2,
     X3,
-    build_standard_warehouse,
-    cid,
 )
-
-from sanic_trace.db.source import Batch
-from sanic_trace.db.sqlite_source import SqliteSource
-from sanic_trace.trace.lineage import (
-    MAX_DEPTH,
-    backward_lineage,
-    forward_lineage,
-    lineage_container_ids,
-    lineage_direction,
-)
+from support.warehouses import cid
 
 
 class CountingSource(SqliteSource):
@@ -54,14 +53,9 @@ class CountingSource(SqliteSource):
         return super().stream(sql, params, fetch_size)
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_standard_warehouse(tmp_path_factory.mktemp("lineage") / "tiny.sqlite")
-
-
 @pytest.fixture
-def source(warehouse: Path) -> CountingSource:
-    return CountingSource(warehouse)
+def source(standard_warehouse: Path) -> CountingSource:
+    return CountingSource(standard_warehouse)
 
 
 def test_backward_follows_a_split_chain(source: CountingSource) -> None:
@@ -123,10 +117,11 @@ def test_forward_reaches_finished_lots_and_their_serials(source: CountingSource)
     assert result["total_nodes"] == 7
 
 
-def test_in_batch_size_changes_queries_not_results(source: CountingSource, warehouse: Path) -> None:
+def test_in_batch_size_changes_queries_not_results(source: CountingSource, standard_warehouse: Path) -> None:
     seeds = [F1, X3, DEEP[25], M1, S2, T1, cid(0xdead)]
     for build in (backward_lineage, forward_lineage):
-        wide_source, narrow_source = CountingSource(warehouse), CountingSource(warehouse, in_batch_size=2)
+        wide_source = CountingSource(standard_warehouse)
+        narrow_source = CountingSource(standard_warehouse, in_batch_size=2)
         wide = build(wide_source, seeds)
         narrow = build(narrow_source, seeds)
         assert narrow == wide

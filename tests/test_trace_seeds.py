@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trace_fixtures import (
+
+from sanic_trace.db.sqlite_source import SqliteSource
+from sanic_trace.errors import ApiError
+from sanic_trace.trace.seeds import cache_material, resolve_seeds, validate_seed_request
+from support.standard_warehouse import (
     F1,
     F2,
     NAMES,
@@ -18,20 +22,15 @@ from trace_fixtures import (
     S3,
     T1,
     TEST_GROUP,
-    build_standard_warehouse,
-    open_warehouse,
 )
-
-from sanic_trace.db.sqlite_source import SqliteSource
-from sanic_trace.errors import ApiError
-from sanic_trace.trace.seeds import cache_material, resolve_seeds, validate_seed_request
+from support.warehouses import open_warehouse
 
 MAX_DAYS = 366
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> SqliteSource:
-    return open_warehouse(build_standard_warehouse(tmp_path_factory.mktemp("seeds") / "tiny.sqlite"))
+def source(standard_warehouse: Path) -> SqliteSource:
+    return open_warehouse(standard_warehouse)
 
 
 def resolve(source: SqliteSource, profile: str, params: dict[str, Any], in_batch_size: int = 1000) -> dict[str, Any]:

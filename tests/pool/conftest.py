@@ -10,14 +10,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pool_samples import ALL_KINDS
-from pool_testkit import kill_tree
 
 from jobs import PoolConfig, Supervisor, run_supervisor
+from support.pool_samples import ALL_KINDS
+from support.processes import kill_tree
 
-# pytest puts this directory on sys.path (rootdir-relative conftest), so the test process imports
-# pool_samples / pool_testkit directly; the children reach pool_samples through import_paths.
-HERE = Path(__file__).resolve().parent
+# The test process imports support.* from tests/ (pyproject's pythonpath); the job children reach
+# support.pool_samples through import_paths.
+TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def make_config(redis_url: str, redis_prefix: str) -> Callable[..., PoolConfig]:
             "rss_sample_interval": 0.1,
             "kill_grace_seconds": 0.5,
             "orphan_scan_heartbeats": 2,
-            "import_paths": (str(HERE),),
+            "import_paths": (str(TESTS_DIR),),
         }
         values.update(overrides)
         return PoolConfig(**values)  # type: ignore[arg-type]

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 import redis
-from pool_testkit import free_port
 
 from jobs import (
     InvalidJobId,
@@ -20,6 +19,7 @@ from jobs import (
     UnknownJobKind,
     new_job_id,
 )
+from support.servers import free_port
 
 
 def test_submit_stores_a_queued_job_with_ttl(redis_client, make_config) -> None:

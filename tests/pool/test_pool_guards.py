@@ -6,9 +6,10 @@ import os
 import signal
 import time
 
-from pool_testkit import pid_gone, pid_of, wait_for, wait_status
-
 from jobs import TERMINAL, JobClient, JobKeys, Status
+from support.pool_jobs import pid_of, wait_status
+from support.processes import pid_gone
+from support.waits import wait_for
 
 
 def test_memory_hog_is_killed_with_its_peak_reported(redis_client, make_config, start_thread_supervisor) -> None:

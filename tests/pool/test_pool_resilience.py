@@ -8,9 +8,12 @@ import signal
 
 import pytest
 import redis
-from pool_testkit import RedisServer, pid_gone, pid_of, wait_for, wait_status
 
 from jobs import TERMINAL, JobClient, JobKeys, PoolKeys, Status
+from support.pool_jobs import pid_of, wait_status
+from support.processes import pid_gone
+from support.servers import RedisServer
+from support.waits import wait_for
 
 
 def test_dead_supervisor_jobs_are_orphaned_by_another_host(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 import psutil
-from pool_testkit import pid_gone, wait_for, wait_status
 
 from jobs import TERMINAL, JobClient, JobKeys, Status
+from support.pool_jobs import wait_status
+from support.processes import pid_gone
+from support.waits import wait_for
 
 
 def test_queued_started_finished_with_result_and_progress(redis_client, make_config, start_thread_supervisor) -> None:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pool_testkit import pid_gone, wait_for
 
 from jobs import ACTIVE, TERMINAL, JobKeys, PoolConfig, PoolKeys, Status, is_valid_job_id, new_job_id
 from jobs.document import job_document
 from jobs.logfmt import kv
 from jobs.memory import available_memory_mb, cgroup_headroom_bytes, process_tree_rss_mb
+from support.processes import pid_gone
+from support.waits import wait_for
 
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 FORBIDDEN = ("sanic", "sanic_trace")

@@ -1,22 +1,33 @@
-"""A tiny warehouse written row by row, so that every genealogy and event is known exactly.
+"""Warehouses of the tests: written row by row (WarehouseBuilder), or generated (the demo), built once.
 
-`WarehouseBuilder` creates a SQLite file from the demo schema (sanic_trace/demo/schema.sql)
-and inserts the rows a test asks for. `build_standard_warehouse` writes the one scenario the
-trace tests share; its containers are module constants below. The SQLite source attaches the
-file AS DWH, exactly as in the service.
+`WarehouseBuilder` creates a SQLite file from the demo schema (sanic_trace/demo/schema.sql) and
+inserts the rows a test asks for, so that every genealogy and event is known exactly (the shared
+scenario is support.standard_warehouse, the MSD ones support.msd_warehouses). `open_warehouse`
+reads a file through the service's SQLite source, which attaches it AS DWH exactly as in the service.
+
+`DemoWarehouses` builds generated demo warehouses on first use and hands the same file to every
+test module that asks for the same size and seed (conftest's session fixture `demo_warehouses`).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sanic_trace.db.sqlite_source import SqliteSource
+from sanic_trace.demo.generator import build_demo_warehouse
 from sanic_trace.sql import SqlLibrary
 
-SCHEMA_SQL = Path(__file__).resolve().parent.parent / "sanic_trace" / "demo" / "schema.sql"
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "sanic_trace" / "demo" / "schema.sql"
+# The generator lands within a few percent of the lots asked for; 61,500 gives > 60,000 containers.
+LOTS_60K = 61_500
+MIN_CONTAINERS_60K = 60_000
 
 
 def cid(n: int) -> str:
@@ -185,100 +196,41 @@ def open_warehouse(
     return SqliteSource(path, fetch_size, 30, in_batch_size, SqlLibrary(sql_override_dir))
 
 
-# --- the standard scenario -----------------------------------------------------------------
-# Split chain of wafer lot WAF-A: R1 → S1 → S2 → S3.  Wafer lot WAF-B: R2 → T1.
-R1, S1, S2, S3 = cid(0x101), cid(0x102), cid(0x103), cid(0x104)
-R2, T1 = cid(0x201), cid(0x202)
-# Finished lots: F1 = merge of S3 and T1 (serial SN-0001); F2 = merge of S2 (SN-0002);
-# F3 = merge of R2 (SN-0003) whose container row is missing from DW_MES_CONTAINER.
-F1, F2, F3 = cid(0x301), cid(0x302), cid(0x303)
-# Cycles: X1 ⇄ X2 (splits) with X3 split from X2; M1 is a merge of M2, and M2 a split of M1.
-X1, X2, X3 = cid(0x401), cid(0x402), cid(0x403)
-M1, M2 = cid(0x501), cid(0x502)
-# A split chain 25 deep: D0 → D1 → ... → D25.
-DEEP = [cid(0x600 + k) for k in range(26)]
-# A lot tracked at the test station that has no container row.
-ORPHAN = cid(0x999)
-
-NAMES = {
-    R1: "GA0001-A00-001",
-    S1: "GA0001-A00-002",
-    S2: "GA0001-A00-003",
-    S3: "GA0001-A00-004",
-    R2: "GB0002-A00-001",
-    T1: "GB0002-A00-002",
-    F1: "GD0001-F00-001",
-    F2: "GD0002-F00-001",
-}
-TEST_GROUP = "測試"
+def container_ids(db: sqlite3.Connection, limit: int | None = None) -> list[str]:
+    """The warehouse's container ids, sorted (the first `limit` of them)."""
+    sql = "SELECT CONTAINERID FROM DW_MES_CONTAINER ORDER BY CONTAINERID"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [row[0] for row in db.execute(sql)]
 
 
-def build_standard_warehouse(path: str | Path) -> Path:
-    b = WarehouseBuilder(path)
-    b.container(R1, NAMES[R1], firstname="WAF-A", work_order="WO-1")
-    b.container(S1, NAMES[S1], split_from=R1, firstname="WAF-A", work_order="WO-1")
-    b.container(S2, NAMES[S2], split_from=S1, firstname="WAF-A", work_order="WO-1")
-    b.container(S3, NAMES[S3], split_from=S2, firstname="WAF-A", work_order="WO-1")
-    b.container(R2, NAMES[R2], firstname="WAF-B", work_order="WO-2")
-    b.container(T1, NAMES[T1], split_from=R2, firstname="WAF-B", work_order="WO-2")
-    b.container(F1, NAMES[F1], work_order="GD-WO-1", object_type="FINISHED")
-    b.container(F2, NAMES[F2], work_order="GD-WO-1", object_type="FINISHED")
-    b.combine(F1, [S3, T1], "SN-0001")
-    b.combine(F2, [S2], "SN-0002")
-    b.combine(F3, [R2], "SN-0003")
+class DemoWarehouses:
+    """Generated demo warehouses, each built on first use in this session: `demo_warehouses(lots, seed=1)`.
 
-    b.container(X1, "GX-1", split_from=X2, firstname="WAF-X1")
-    b.container(X2, "GX-2", split_from=X1, firstname="WAF-X2")
-    b.container(X3, "GX-3", split_from=X2, firstname="WAF-X3")
-    b.container(M1, "GM-1", split_from=None, firstname="WAF-M", object_type="FINISHED")
-    b.container(M2, "GM-2", split_from=M1, firstname="WAF-M")
-    b.combine(M1, [M2], "SN-M")
+    TRACE_TEST_WAREHOUSE_DIR names a directory where a file built earlier with the same lots and
+    seed is reused (and a missing one is built): handy when running the slow tests again and again.
+    Tests only read these files: a test that writes into a warehouse builds its own.
+    """
 
-    for k, container_id in enumerate(DEEP):
-        b.container(container_id, f"GDEEP-{k:02d}", split_from=DEEP[k - 1] if k else None, firstname="WAF-D")
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.built: dict[tuple[int, int], Path] = {}
+        self.lock = threading.Lock()
 
-    b.spec("SP-DIE", "DICING-01", "切割", 1)
-    b.spec("SP-DB", "DB-01", "焊接_DB", 2)
-    b.spec("SP-WB", "WB-01", "焊接_WB", 3)
-    b.spec("SP-TEST", "TEST-01", TEST_GROUP, 9)
-    b.spec("SP-TMTT", "TMTT", TEST_GROUP, 9)
+    def __call__(self, lots: int, seed: int = 1) -> Path:
+        with self.lock:
+            if (lots, seed) not in self.built:
+                self.built[(lots, seed)] = self._build(lots, seed)
+            return self.built[(lots, seed)]
 
-    # S3: dicing; die bond with a partial track-out (09:00 then 10:00 for one track-in) and a
-    # rework track-in without a track-out yet; two rows that are not machine events; test.
-    b.history(S3, "DICING-01", "SP-DIE", "EQ-DIE-1", "2025-01-02 08:00:00", "2025-01-02 09:00:00")
-    b.history(S3, "DB-01", "SP-DB", "EQ-DB-1", "2025-01-03 08:00:00", "2025-01-03 09:00:00", qty_out=50)
-    b.history(S3, "DB-01", "SP-DB", "EQ-DB-1", "2025-01-03 08:00:00", "2025-01-03 10:00:00", qty_out=100)
-    b.history(S3, "DB-01", "SP-DB", "EQ-DB-1", "2025-01-04 08:00:00", None)
-    b.history(S3, "DB-01", "SP-DB", None, "2025-01-04 09:00:00", "2025-01-04 10:00:00")
-    b.history(S3, "DB-01", "SP-DB", "EQ-DB-1", None, "2025-01-04 11:00:00")
-    b.history(S3, "TEST-01", "SP-TEST", "EQ-T-1", "2025-01-10 10:00:00", "2025-01-10 11:00:00")
-    # S2 is tested twice in the range (MSD must list it once).
-    b.history(S2, "TEST-01", "SP-TEST", "EQ-T-1", "2025-01-09 10:00:00", "2025-01-09 11:00:00")
-    b.history(S2, "TEST-01", "SP-TEST", "EQ-T-1", "2025-01-10 12:00:00", "2025-01-10 13:00:00")
-    # T1 at TMTT in the last second of 2025-01-10; R2 at midnight the day after.
-    b.history(T1, "WB-01", "SP-WB", "EQ-WB-1", "2025-01-05 08:00:00", "2025-01-05 09:00:00")
-    b.history(T1, "TMTT", "SP-TMTT", "EQ-T-2", "2025-01-10 23:59:59", "2025-01-11 01:00:00")
-    b.history(R2, "TEST-01", "SP-TEST", "EQ-T-1", "2025-01-11 00:00:00", "2025-01-11 01:00:00")
-    b.history(ORPHAN, "TEST-01", "SP-TEST", "EQ-T-1", "2025-01-10 08:00:00", "2025-01-10 09:00:00")
-    # A work center outside the spec view.
-    b.history(R1, "LAB", "SP-LAB", "EQ-LAB", "2025-01-01 08:00:00", "2025-01-01 09:00:00")
-
-    b.material(S3, "WIRE", "WIRE-LOT-1", 1.5, "2025-01-03 08:30:00")
-    b.material(S3, "EPOXY", "EPOXY-LOT-7", 2.0, None)
-    b.material(T1, "WIRE", "WIRE-LOT-2", 3.25, "2025-01-05 08:30:00")
-
-    b.reject(S3, "SP-DB", "VOID", "2025-01-03 09:30:00", REJECTQTY=2, STANDBYQTY=None, PROCESSEDQTY=1, DEFECTQTY=4)
-    b.reject(S3, "SP-TEST", "OPEN", None, REJECTQTY=None, QTYTOPROCESS=3, INPROCESSQTY=5)
-    b.reject(T1, "SP-TMTT", "SHORT", "2025-01-11 00:30:00", REJECTQTY=7, DEFECTQTY=7)
-    b.reject(F1, "SP-LAB", "OTHER", "2025-01-21 00:00:00")
-
-    b.hold(S3, "2025-01-05 08:00:00", "2025-01-05 20:30:00")
-    b.hold(T1, "2025-01-06 08:00:00", None)
-    b.hold(T1, "2025-01-01 08:00:00", "2025-01-01 08:20:00")
-
-    b.job("JOB-1", "EQ-DB-1-NAME", [S3, T1, cid(0xabc)], "2025-01-03 12:00:00")
-    b.job("JOB-2", "EQ-DB-1-NAME", [S3], None)
-    # An entry that contains S3's id as a substring must not match S3.
-    b.job("JOB-3", "EQ-T-1-NAME", [S3 + "ff", R1], "2025-01-02 00:00:00")
-    b.job("JOB-4", "EQ-T-1-NAME", [cid(0xdef)], "2025-01-02 00:00:00")
-    return b.close()
+    def _build(self, lots: int, seed: int) -> Path:
+        reuse_dir = os.environ.get("TRACE_TEST_WAREHOUSE_DIR")
+        if reuse_dir:
+            path = Path(reuse_dir) / f"demo-{lots}-seed{seed}.sqlite"
+            if path.exists():
+                return path
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            path = self.factory.mktemp(f"warehouse-{lots}") / f"demo-{lots}-seed{seed}.sqlite"
+        build_demo_warehouse(path, lots, seed=seed, progress=False)
+        return path

@@ -1,86 +1,13 @@
-"""Helpers for the end-to-end job tests: server settings, submitting, reading streams, checking lines."""
+"""A job's NDJSON stream: read it line by line (each with its arrival time), and check its grammar."""
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
-from server_process import ServerProcess, wait_for
-
-ENDED = ("finished", "failed", "cancelled")
-
-
-def server_env(warehouse: Path, redis_url: str, prefix: str, **settings: Any) -> dict[str, str]:
-    """Environment of a test server: the warehouse, the test Redis and prefix, then the test's settings."""
-    env = {
-        "TRACE_DB_URL": f"sqlite:///{warehouse}",
-        "REDIS_URL": redis_url,
-        "TRACE_REDIS_PREFIX": prefix,
-        "TRACE_JOB_MAX_RSS_MB": "1024",
-        "TRACE_JOB_TIMEOUT_SECONDS": "300",
-        "TRACE_RATE_LIMIT_EVENTS": "0",
-        "TRACE_RATE_LIMIT_JOBS": "0",
-    }
-    env.update({k: str(v) for k, v in settings.items()})
-    return env
-
-
-@contextmanager
-def own_prefix(redis_url: str) -> Iterator[str]:
-    """Like conftest's redis_prefix, for a server that serves a whole module: every key is deleted after it."""
-    prefix = f"tt{uuid.uuid4().hex[:10]}"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(redis_url)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-        client.close()
-
-
-def events_body(ids: list[str], domains: list[str] | None, profile: str = "query_tool") -> dict[str, Any]:
-    body: dict[str, Any] = {"profile": profile, "container_ids": ids}
-    if domains is not None:
-        body["domains"] = domains
-    return body
-
-
-def submit(server: ServerProcess, ids: list[str], domains: list[str] | None) -> str:
-    response = server.client.post("/api/trace/events", json=events_body(ids, domains))
-    assert response.status_code == 202, response.text[:500]
-    assert response.headers["x-trace-path"] == "job"
-    return response.json()["job_id"]
-
-
-def get_status(server: ServerProcess, job_id: str) -> dict[str, Any]:
-    response = server.client.get(f"/api/trace/job/{job_id}")
-    assert response.status_code == 200, response.text[:500]
-    return response.json()
-
-
-def wait_job(server: ServerProcess, job_id: str, statuses: str | tuple[str, ...], timeout: float) -> dict[str, Any]:
-    wanted = (statuses,) if isinstance(statuses, str) else statuses
-    last: dict[str, Any] = {}
-
-    def probe() -> dict[str, Any] | None:
-        nonlocal last
-        last = get_status(server, job_id)
-        return last if last["status"] in wanted else None
-
-    try:
-        return wait_for(probe, timeout, f"job {job_id} to be {'/'.join(wanted)}", interval=0.05)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nstatus: {last}\n--- server log ---\n{server.log_tail()}") from None
 
 
 @dataclass
@@ -199,54 +126,3 @@ def check_stream(
         assert body[-1]["type"] == "error", body[-1]
         assert pos == len(body) - 1, f"lines after the error: {body[pos:]}"
     return check
-
-
-class NotifyListener:
-    """Records when each chunk notification of a job arrives (a pub/sub subscriber in a thread)."""
-
-    def __init__(self, redis_url: str, prefix: str, job_id: str) -> None:
-        self.client = redis.Redis.from_url(redis_url)
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(f"{prefix}:job:{{{job_id}}}:notify")
-        self.chunks: dict[tuple[str, int], float] = {}
-        self.events: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            message = self.pubsub.get_message(timeout=0.05)
-            if message is None:
-                continue
-            at = time.monotonic()
-            event = json.loads(message["data"])
-            self.events.append(event)
-            if event.get("event") == "chunk":
-                self.chunks[(event["domain"], int(event["n"]))] = at
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.pubsub.close()
-        self.client.close()
-
-
-def job_data(status: dict[str, Any]) -> dict[str, Any]:
-    return status["result"]
-
-
-__all__ = [
-    "ENDED",
-    "Line",
-    "NotifyListener",
-    "StreamCheck",
-    "check_stream",
-    "events_body",
-    "get_status",
-    "own_prefix",
-    "read_stream",
-    "server_env",
-    "submit",
-    "wait_job",
-]

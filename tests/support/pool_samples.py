@@ -1,7 +1,7 @@
 """Job functions the pool tests run in real child processes.
 
-Reached by the children through PoolConfig.import_paths (this directory), named as
-"pool_samples:<function>" in PoolConfig.job_kinds.
+Reached by the children through PoolConfig.import_paths (tests/), named as
+"support.pool_samples:<function>" in PoolConfig.job_kinds (ALL_KINDS).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def exits(ctx: JobContext, payload: dict) -> dict:
 
 
 ALL_KINDS = {
-    name: f"pool_samples:{name}"
+    name: f"support.pool_samples:{name}"
     for name in (
         "echo",
         "sleeper",

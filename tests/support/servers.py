@@ -1,4 +1,4 @@
-"""The real service as a subprocess: `sanic-trace serve` with its supervisor and job children.
+"""Servers the tests run as subprocesses: the service (`ServerProcess`) and a private redis-server.
 
     with ServerProcess(env={...}) as server:       # waits for /health (deadline), or fails
         server.client.post("/api/trace/events", json=...)
@@ -6,7 +6,10 @@
 
 Every wait has a deadline. The server's output goes to a log file whose tail is added to
 start-up failures. Job children run in their own sessions, so the tree is recorded while the
-service runs (`track_tree`) and anything left of it after the stop is killed.
+service runs (`track_tree`) and anything left of it after the stop is killed. The service in a
+subprocess is the only place where the server's own memory is measured.
+
+`RedisServer` is a throwaway redis-server of a test's own that can be killed and restarted.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,11 @@ import httpx
 import psutil
 import redis
 
+from support.waits import wait_for
+
+# The command lines installed next to this interpreter: the service's, and Sanic's own.
+TRACE_CLI = str(Path(sys.executable).with_name("sanic-trace"))
+SANIC_CLI = str(Path(sys.executable).with_name("sanic"))
 # Settings of the service that must never leak in from the environment running the tests.
 _SCRUBBED_PREFIXES = ("TRACE_", "DB_", "SANIC_")
 _SCRUBBED = {"REDIS_URL"}
@@ -40,22 +47,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; AssertionError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = predicate()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last value: {last!r})")
-        time.sleep(interval)
-
-
-def _executable() -> list[str]:
-    script = Path(sys.executable).with_name("sanic-trace")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sanic_trace.cli"]
 
 
 class ServerProcess:
@@ -102,7 +93,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [a.format(port=self.port) for a in self.argv]
                 if self.argv
-                else [*_executable(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                else [TRACE_CLI, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -242,9 +233,56 @@ def running_servers(*envs: dict[str, str], **kwargs: Any) -> Iterator[list[Serve
             server.close()
 
 
-def job_keys(client: redis.Redis, prefix: str, job_id: str) -> list[bytes]:
-    """Every key of one job (all carry `{ID}` as a hash tag)."""
-    return sorted(client.scan_iter(match=f"{prefix}:job:{{{job_id}}}*", count=1000))
+class RedisServer:
+    """A throwaway redis-server of the test's own (no persistence) that can be killed and restarted."""
 
+    def __init__(self) -> None:
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="jobs-redis-")
+        self.proc: subprocess.Popen | None = None
 
-__all__ = ["ServerProcess", "free_port", "job_keys", "running_server", "running_servers", "wait_for"]
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert self.binary, "redis-server not installed"
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def answers() -> bool:
+            try:
+                return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(answers, 10, f"redis-server on port {self.port}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
