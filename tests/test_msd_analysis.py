@@ -23,6 +23,7 @@ from sanic_trace.msd.index import MsdIndex
 from sanic_trace.msd.session import MsdRequest, event_container_ids, start_analysis
 from sanic_trace.trace.events import iter_domain_batches
 from sanic_trace.trace.seeds import validate_seed_request
+from support.asserts import assert_same
 from support.msd_oracle import msd_detail_rows, msd_oracle
 from support.msd_warehouses import A1, A2, S_LOTS, SMALL_SEEDS, WINDOW, B, C, build_suspects, demo_seeds
 from support.warehouses import DemoWarehouses, open_warehouse
@@ -43,21 +44,6 @@ def analyse(db: Path, *, seeds: list[str], in_batch_size: int = 3, fetch_size: i
         for batch in iter_domain_batches(source, domain, ids):
             aggregator.feed(domain, batch)
     return MsdIndex.from_bytes(aggregator.finish().to_bytes())
-
-
-def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
-    for key, value in expected.items():
-        assert key in got, key
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            assert len(got[key]) == len(value), key
-            for i, (g, e) in enumerate(zip(got[key], value, strict=True)):
-                assert g == e, f"{key}[{i}]"
-        elif isinstance(value, dict) and key == "charts":
-            assert set(got[key]) == set(value)
-            for chart, items in value.items():
-                assert got[key][chart] == items, chart
-        else:
-            assert got[key] == value, key
 
 
 def compare(db: Path, *, seeds: list[str], loss_reasons: list[str] | None = None, **params: Any) -> dict[str, Any]:

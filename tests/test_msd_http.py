@@ -21,12 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
-from api_fixtures import asgi_client, make_settings
-from e2e_jobs import own_prefix, read_stream, server_env
-from msd_oracle import msd_detail_rows, msd_oracle
-from server_process import ServerProcess, running_servers
-from test_msd_analysis import assert_same
-from test_msd_oracle import A1, A2, SMALL_SEEDS, WINDOW, B, C, build_small
+
+from support.apps import asgi_client
+from support.asserts import assert_same
+from support.msd_oracle import msd_detail_rows, msd_oracle
+from support.msd_warehouses import A1, A2, SMALL_SEEDS, WINDOW, B, C
+from support.redis_keys import own_prefix
+from support.servers import ServerProcess, running_servers
+from support.settings import jobs_env, make_settings
+from support.streams import read_stream
 
 MSD = "mid_section_defect"
 PARAMS = {**WINDOW, "station": "測試"}
@@ -37,8 +40,8 @@ def events_body(seeds: list[str], **params: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_small(tmp_path_factory.mktemp("msd-http") / "small.sqlite")
+def small(msd_small_warehouse: Path) -> Path:
+    return msd_small_warehouse
 
 
 @pytest.fixture
@@ -206,8 +209,8 @@ async def test_lookups_list_the_station_groups_and_the_loss_reasons(client: Any,
 @pytest.fixture(scope="module")
 def servers(small: Path, redis_url: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with own_prefix(redis_url) as prefix:
-        inline = server_env(small, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=100_000)
-        job = server_env(small, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=1, TRACE_STREAM_BATCH_SIZE=3)
+        inline = jobs_env(small, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=100_000)
+        job = jobs_env(small, redis_url, prefix, TRACE_ASYNC_CID_THRESHOLD=1, TRACE_STREAM_BATCH_SIZE=3)
         with running_servers(inline, job) as (one, two):
             yield one, two
 

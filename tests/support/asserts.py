@@ -23,3 +23,20 @@ def assert_error(response: Any, status: int, code: str, *, message_has: Iterable
     assert body["meta"]["request_id"] and body["meta"]["request_id"] != "-"
     assert response.headers["X-Request-ID"] == body["meta"]["request_id"]
     return body
+
+
+def assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Every field the oracle computes is in `got`, equal (lists of rows compared row by row, so that
+    a failure names the first row that differs); `got` may carry more fields."""
+    for key, value in expected.items():
+        assert key in got, key
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            assert len(got[key]) == len(value), key
+            for i, (g, e) in enumerate(zip(got[key], value, strict=True)):
+                assert g == e, f"{key}[{i}]"
+        elif isinstance(value, dict) and key == "charts":
+            assert set(got[key]) == set(value)
+            for chart, items in value.items():
+                assert got[key][chart] == items, chart
+        else:
+            assert got[key] == value, key
