@@ -76,14 +76,16 @@ class ResultIndex:
         )
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "domains": {
                 d: {"records": p.records, "chunks": p.chunks, "done": p.done} for d, p in self.per_domain.items()
             },
             "total_records": self.total_records,
-            # An MSD job's analysis: "pending" until its aggregation is stored, then "ready".
-            "aggregation": ("ready" if self.aggregation_ready else "pending") if self.profile == MSD else None,
         }
+        if self.profile == MSD:
+            # An MSD job's analysis: "pending" until its aggregation is stored, then "ready".
+            summary["aggregation"] = "ready" if self.aggregation_ready else "pending"
+        return summary
 
 
 def chunks_for_window(offset: int, limit: int, chunk_size: int, total: int) -> range:
