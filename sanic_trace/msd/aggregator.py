@@ -221,17 +221,17 @@ class MsdAggregator:
         genealogy = self.genealogy
         # Unique already (a factor belongs to one domain; per container each is kept once); sorted
         # here so that each container's factors are one run.
-        keys = np.sort(np.frombuffer(self._pairs, dtype=np.int64))
-        self._pairs = array("q")
+        keys = np.frombuffer(self._pairs, dtype=np.int64)
+        keys.sort()  # in place, in the array's own buffer
         # Container -> factors (CSR), from the sorted unique (container << 32 | factor) keys.
-        pair_container = (keys >> _SHIFT).astype(np.int64)
-        pair_factor = (keys & ((1 << _SHIFT) - 1)).astype(np.int32)
-        del keys
         n_containers = len(genealogy.containers)
-        container_offsets = np.zeros(n_containers + 1, dtype=np.int64)
-        np.add.at(container_offsets, pair_container + 1, 1)
-        container_offsets = np.cumsum(container_offsets)
-        del pair_container
+        per_container = np.zeros(n_containers, dtype=np.int64)
+        for start in range(0, len(keys), 1 << 20):  # slices: no int64 copy of every key
+            per_container += np.bincount(keys[start : start + (1 << 20)] >> _SHIFT, minlength=n_containers)
+        container_offsets = np.concatenate([[0], np.cumsum(per_container)]).astype(np.int64)
+        pair_factor = (keys & ((1 << _SHIFT) - 1)).astype(np.int32)
+        del keys, per_container
+        self._pairs = array("q")
         # Wafer roots are factors too: one per distinct root name.
         root_codes = np.asarray(
             [self._factor((WAFER_ROOT, name), [WAFER_ROOT, name]) for name in genealogy.root_names], dtype=np.int32

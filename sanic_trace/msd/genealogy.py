@@ -109,16 +109,15 @@ class _Builder:
         inside = np.isin(np.repeat(pair_lot, counts) * max(n, 1) + targets[positions], keys)
         parents_inside = np.bincount(np.repeat(np.arange(len(keys)), counts), weights=inside, minlength=len(keys))
         root_pairs = parents_inside == 0
-        names = np.asarray([name or cid for name, cid in zip(self.names, self.containers, strict=True)])
+        # The names themselves (str objects already held), ranked once; no copy of them is made.
+        names = [name or cid for name, cid in zip(self.names, self.containers, strict=True)]
+        by_rank = np.asarray(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
         rank = np.empty(len(names), dtype=np.int64)
-        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
-        best = np.full(len(lot_names), np.iinfo(np.int64).max, dtype=np.int64)
+        rank[by_rank] = np.arange(len(names))
+        none = np.iinfo(np.int64).max
+        best = np.full(len(lot_names), none, dtype=np.int64)
         np.minimum.at(best, pair_lot[root_pairs], rank[pair_node[root_pairs]])
-        by_rank = np.argsort(rank)
-        return [
-            str(names[by_rank[r]]) if r != np.iinfo(np.int64).max else lot_names[lot]
-            for lot, r in enumerate(best.tolist())
-        ]
+        return [names[by_rank[r]] if r != none else lot_names[lot] for lot, r in enumerate(best.tolist())]
 
     def build(self, lot_ids: Sequence[str], lot_names: Sequence[str], backward: bool, source: str) -> Genealogy:
         for cid, name in zip(lot_ids, lot_names, strict=True):

@@ -13,6 +13,7 @@ request carrying only the seeds still returns the ancestors' upstream history.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,9 @@ class RunningAnalysis:
 
     def finish(self) -> tuple[MsdIndex, bytes]:
         index = self.aggregator.finish()
+        # The index holds all the rest needs: the genealogy (its id map above all) can go first.
+        del self.aggregator
+        gc.collect()
         return index, encode_aggregation(aggregate(index, self.loss_reasons))
 
 
