@@ -39,9 +39,13 @@ class PoolRunner:
     def run(
         self, profile: str, ids: list[str], domains: list[str], timeout_s: float
     ) -> tuple[dict[str, Any], RssTrace]:
-        payload = EventsRequest(profile, ids, domains).to_payload()
+        return self.run_payload(EventsRequest(profile, ids, domains).to_payload(), timeout_s)
+
+    def run_payload(self, payload: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], RssTrace]:
+        """Submit one `trace-events` job with this payload (`EventsRequest.to_payload()`), measured."""
         sampler = RssSampler(self.sample_interval).start()
         job_id = None
+        phases: list[list[Any]] = []  # [seconds since submit, progress phase] as the status showed them
         try:
             started = time.perf_counter()
             job_id = self.jobs.submit(TRACE_EVENTS_KIND, payload)
@@ -52,6 +56,9 @@ class PoolRunner:
                     sampler.attach(pid)
                 status = self.jobs.status(job_id)
                 while status is not None and status["status"] in ACTIVE:
+                    phase = (status.get("progress") or {}).get("phase")
+                    if phase and (not phases or phases[-1][1] != phase):
+                        phases.append([time.perf_counter() - started, phase])
                     if time.perf_counter() > deadline:
                         raise JobRunFailed(f"job {job_id} ran past {timeout_s:g} s")
                     events.wait(0.5)
@@ -72,6 +79,7 @@ class PoolRunner:
             "wall_s": wall,
             "run_s": status.get("run_seconds"),
             "supervisor_peak_rss_mb": status.get("peak_rss_mb"),
+            "phases": phases,
         }, trace
 
     def _wait_for_child(self, job_id: str, deadline: float) -> int | None:
