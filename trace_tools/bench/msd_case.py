@@ -326,9 +326,9 @@ def _attribution_check(
 
 
 def phase_peaks(phases: list[list[Any]], samples: list[tuple[float, float]], wall_s: float) -> list[dict[str, Any]]:
-    """Each progress phase the job's status showed (analysis, each domain, aggregation): when, and the
-    child's peak RSS then. A phase is seen when the status is read on the job's next notification, so
-    its start may lag by up to half a second."""
+    """Each phase of the job (ours.PoolRunner: the status' progress phases — analysis, each domain —
+    then `finish` from its last domain's end notification: the MSD index and aggregation): when, and
+    the child's peak RSS then. Progress is written at most 4 times a second: a short phase may not show."""
     out = []
     for i, (start, phase) in enumerate(phases):
         end = phases[i + 1][0] if i + 1 < len(phases) else wall_s

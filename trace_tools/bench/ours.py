@@ -45,7 +45,12 @@ class PoolRunner:
         """Submit one `trace-events` job with this payload (`EventsRequest.to_payload()`), measured."""
         sampler = RssSampler(self.sample_interval).start()
         job_id = None
-        phases: list[list[Any]] = []  # [seconds since submit, progress phase] as the status showed them
+        # [seconds since submit, phase]: the progress phases the status showed, and — from the job's
+        # notifications, since progress is written at most 4 times a second — the end of its last domain
+        # ("finish": what the job does after its records, e.g. the MSD index and aggregation).
+        phases: list[list[Any]] = []
+        status_phase = None
+        last_domain = (payload.get("domains") or [None])[-1]
         try:
             started = time.perf_counter()
             job_id = self.jobs.submit(TRACE_EVENTS_KIND, payload)
@@ -57,11 +62,14 @@ class PoolRunner:
                 status = self.jobs.status(job_id)
                 while status is not None and status["status"] in ACTIVE:
                     phase = (status.get("progress") or {}).get("phase")
-                    if phase and (not phases or phases[-1][1] != phase):
+                    if phase and phase != status_phase and not (phases and phases[-1][1] == "finish"):
+                        status_phase = phase
                         phases.append([time.perf_counter() - started, phase])
                     if time.perf_counter() > deadline:
                         raise JobRunFailed(f"job {job_id} ran past {timeout_s:g} s")
-                    events.wait(0.5)
+                    event = events.wait(0.5) or {}
+                    if event.get("event") == "domain_end" and event.get("domain") == last_domain:
+                        phases.append([time.perf_counter() - started, "finish"])
                     status = self.jobs.status(job_id)
             wall = time.perf_counter() - started
         finally:

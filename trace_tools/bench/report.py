@@ -431,7 +431,11 @@ def render_msd_markdown(doc: dict[str, Any]) -> str:
             spans = "; ".join(
                 f"{p['phase']} {p['start_s']:.1f}–{p['end_s']:.1f} s, peak {_num(p['peak_rss_mb'])} MB" for p in phases
             )
-            out += ["", f"{label} by phase (from its status; a start may lag by up to 0.5 s): {spans}."]
+            out += [
+                "",
+                f"{label} by phase (its status' progress phase, written at most 4 times a second, so a short phase "
+                f"may not show; `finish` = from its last domain's end to the job's end): {spans}.",
+            ]
     out += [
         "",
         f"Baseline time: fetch and hold {base['fetch_s']:.1f} s, group {base['group_s']:.1f} s, detection facts "
