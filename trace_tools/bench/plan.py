@@ -88,7 +88,9 @@ def _domain_sets(text: str) -> tuple[list[str], ...]:
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a small run (10,000 lots, 2,000/8,000 ids): < 2 minutes")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run (10,000 lots, 2,000/8,000 ids, the MSD case): about 2 minutes"
+    )
     parser.add_argument("--lots", type=int, help="lots of the demo warehouse to build (default 120,000; quick 10,000)")
     parser.add_argument("--seed", type=int, default=1, help="warehouse and id-sampling seed (default 1)")
     parser.add_argument("--warehouse", type=Path, help="SQLite warehouse to use, built there if missing")
