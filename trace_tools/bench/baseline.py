@@ -29,7 +29,7 @@ from sanic_trace.trace.queries import stream_in_batch
 from sanic_trace.trace.records import build_records
 
 
-def _fetchall(source: DataSource, sql: str, batch: Sequence[str]) -> tuple[list[str], list[Any]]:
+def fetch_all(source: DataSource, sql: str, batch: Sequence[str]) -> tuple[list[str], list[Any]]:
     """Every row of one IN-batch in one list, as the seed's cursor.fetchall() returned them.
 
     The service reads only with fetchmany (that is the point of the project) and offers no
@@ -61,7 +61,7 @@ def run_baseline(task: dict[str, Any]) -> dict[str, Any]:
             sql = source.sql.load(spec.sql_name)
             accumulated: list[dict[str, Any]] = []
             for batch in in_batches(task["container_ids"], source.in_batch_size):
-                columns, rows = _fetchall(source, sql, batch)
+                columns, rows = fetch_all(source, sql, batch)
                 accumulated.extend(build_records(columns, rows, spec.derive))
             grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for record in accumulated:

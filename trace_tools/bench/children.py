@@ -71,3 +71,19 @@ def run_in_child(
     if status != "ok":
         raise ChildFailed(f"{getattr(target, '__name__', target)} failed in its child:\n{value}")
     return ChildRun(value, trace, wall)
+
+
+def variant_figures(result: dict[str, Any], trace: RssTrace, wall_s: float) -> dict[str, Any]:
+    """A variant's result with its measured figures: records/s, peak RSS, CPU seconds."""
+    records = result["total_records"]
+    return {
+        **result,
+        "records": records,
+        "wall_s": wall_s,
+        "records_per_s": records / wall_s if wall_s > 0 else None,
+        "peak_rss_mb": trace.peak_mb,
+        "cpu_s": trace.cpu_s,
+        "records_per_cpu_s": records / trace.cpu_s if trace.cpu_s else None,
+        "start_rss_mb": trace.first_mb,
+        "rss_samples": len(trace.samples),
+    }

@@ -3,7 +3,8 @@
 Modules: plan (options, where the outputs go), checkout (git in the working directory: default
 paths, code stamp), warehouse, space (Redis db, prefix, settings), sampler (RSS), children
 (spawn + sampling), ours / baseline / floor (the variants), http_phase with server, streams,
-load_clients and http_checks, profiling, targets (targets.toml and its overrides), report, plot.
+load_clients and http_checks, profiling, msd_case with msd_baseline (the MSD analysis at scale),
+targets (targets.toml and its overrides), report, plot.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from sanic_trace.trace.events import EventsRequest
 from trace_tools.bench import warehouse
 from trace_tools.bench.baseline import run_baseline
 from trace_tools.bench.checkout import code_version
-from trace_tools.bench.children import ChildFailed, run_in_child
+from trace_tools.bench.children import ChildFailed, run_in_child, variant_figures
 from trace_tools.bench.floor import run_floor
 from trace_tools.bench.machine import load_average, machine_facts
+from trace_tools.bench.msd_case import MsdStageFailed, run_msd_case
 from trace_tools.bench.ours import JobRunFailed, PoolRunner
 from trace_tools.bench.plan import Plan, profile_for, resolve_plan
 from trace_tools.bench.report import Reporter
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"sanic-trace bench: {exc}", file=sys.stderr)
         return 2
-    except (ChildFailed, JobRunFailed) as exc:
+    except (ChildFailed, JobRunFailed, MsdStageFailed) as exc:
         print(f"sanic-trace bench: a variant failed: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -83,11 +85,26 @@ def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
     reporter.note(
         f"warehouse {facts['path']}: {facts['containers']:,} containers, {facts['history_rows']:,} history rows"
     )
-    all_ids = warehouse.container_ids(plan.warehouse, max(plan.sizes), plan.seed)
-
     settings = load_settings(bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "bench"))
     doc["settings"] = _settings_summary(settings, plan)
 
+    if not plan.msd_only:
+        _run_cases(plan, settings, client, reporter)
+    if plan.msd:
+        try:
+            doc["msd"] = run_msd_case(plan, settings, client, reporter)
+        finally:
+            delete_prefix(client, plan.prefix)
+        reporter.msd_done(doc["msd"])
+        reporter.save()
+    doc["load_avg"]["end"] = load_average()
+    reporter.finish()
+
+
+def _run_cases(plan: Plan, settings: Settings, client: redis.Redis, reporter: Reporter) -> None:
+    """The cases (ours / baseline / floor per size and domain set), the profile, the server checks."""
+    doc = reporter.doc
+    all_ids = warehouse.container_ids(plan.warehouse, max(plan.sizes), plan.seed)
     runner = PoolRunner(settings, plan.sample_interval)
     try:
         for size in plan.sizes:
@@ -109,8 +126,7 @@ def _run(plan: Plan, client: redis.Redis, reporter: Reporter) -> None:
         from trace_tools.bench.http_phase import run_http_phase
 
         doc["http"] = run_http_phase(plan, settings, client, all_ids[: max(plan.sizes)], reporter)
-    doc["load_avg"]["end"] = load_average()
-    reporter.finish()
+        reporter.save()
 
 
 def _settings_summary(settings: Settings, plan: Plan) -> dict[str, Any]:
@@ -127,21 +143,6 @@ def _settings_summary(settings: Settings, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _variant(result: dict[str, Any], trace: RssTrace, wall_s: float) -> dict[str, Any]:
-    records = result["total_records"]
-    return {
-        **result,
-        "records": records,
-        "wall_s": wall_s,
-        "records_per_s": records / wall_s if wall_s > 0 else None,
-        "peak_rss_mb": trace.peak_mb,
-        "cpu_s": trace.cpu_s,
-        "records_per_cpu_s": records / trace.cpu_s if trace.cpu_s else None,
-        "start_rss_mb": trace.first_mb,
-        "rss_samples": len(trace.samples),
-    }
-
-
 def _ratio(top: float | None, bottom: float | None) -> float | None:
     return top / bottom if top and bottom else None
 
@@ -155,16 +156,16 @@ def _run_case(
     variants: dict[str, dict[str, Any]] = {}
 
     floor = run_in_child(run_floor, payload, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s)
-    variants["floor"], traces["floor"] = _variant(floor.result, floor.trace, floor.wall_s), floor.trace
+    variants["floor"], traces["floor"] = variant_figures(floor.result, floor.trace, floor.wall_s), floor.trace
 
     ours, trace = runner.run(profile, ids, domains, plan.timeout_s)
-    variants["ours"], traces["ours"] = _variant(ours, trace, ours["wall_s"]), trace
+    variants["ours"], traces["ours"] = variant_figures(ours, trace, ours["wall_s"]), trace
     delete_matching(client, f"{plan.prefix}:job:{{{ours['job_id']}}}*")  # its chunks are not needed again
 
     baseline_keys = f"{plan.prefix}:baseline:{len(ids)}-{'+'.join(domains)}"
     task = {**payload, "redis_url": plan.redis_url, "key_prefix": baseline_keys, "ttl_s": settings.job_ttl_seconds}
     base = run_in_child(run_baseline, task, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s)
-    variants["baseline"], traces["baseline"] = _variant(base.result, base.trace, base.wall_s), base.trace
+    variants["baseline"], traces["baseline"] = variant_figures(base.result, base.trace, base.wall_s), base.trace
     delete_prefix(client, baseline_keys)
 
     counts = {name: v["domains"] for name, v in variants.items()}

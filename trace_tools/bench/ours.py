@@ -39,9 +39,18 @@ class PoolRunner:
     def run(
         self, profile: str, ids: list[str], domains: list[str], timeout_s: float
     ) -> tuple[dict[str, Any], RssTrace]:
-        payload = EventsRequest(profile, ids, domains).to_payload()
+        return self.run_payload(EventsRequest(profile, ids, domains).to_payload(), timeout_s)
+
+    def run_payload(self, payload: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], RssTrace]:
+        """Submit one `trace-events` job with this payload (`EventsRequest.to_payload()`), measured."""
         sampler = RssSampler(self.sample_interval).start()
         job_id = None
+        # [seconds since submit, phase]: the progress phases the status showed, and — from the job's
+        # notifications, since progress is written at most 4 times a second — the end of its last domain
+        # ("finish": what the job does after its records, e.g. the MSD index and aggregation).
+        phases: list[list[Any]] = []
+        status_phase = None
+        last_domain = (payload.get("domains") or [None])[-1]
         try:
             started = time.perf_counter()
             job_id = self.jobs.submit(TRACE_EVENTS_KIND, payload)
@@ -52,9 +61,15 @@ class PoolRunner:
                     sampler.attach(pid)
                 status = self.jobs.status(job_id)
                 while status is not None and status["status"] in ACTIVE:
+                    phase = (status.get("progress") or {}).get("phase")
+                    if phase and phase != status_phase and not (phases and phases[-1][1] == "finish"):
+                        status_phase = phase
+                        phases.append([time.perf_counter() - started, phase])
                     if time.perf_counter() > deadline:
                         raise JobRunFailed(f"job {job_id} ran past {timeout_s:g} s")
-                    events.wait(0.5)
+                    event = events.wait(0.5) or {}
+                    if event.get("event") == "domain_end" and event.get("domain") == last_domain:
+                        phases.append([time.perf_counter() - started, "finish"])
                     status = self.jobs.status(job_id)
             wall = time.perf_counter() - started
         finally:
@@ -72,6 +87,7 @@ class PoolRunner:
             "wall_s": wall,
             "run_s": status.get("run_seconds"),
             "supervisor_peak_rss_mb": status.get("peak_rss_mb"),
+            "phases": phases,
         }, trace
 
     def _wait_for_child(self, job_id: str, deadline: float) -> int | None:

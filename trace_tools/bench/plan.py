@@ -2,8 +2,10 @@
 
 Where it writes is explicit, and never relative to where the tools are installed:
 
-    --docs-dir DIR   the results: benchmarks.json, benchmarks.md (its marked results section)
-                     and benchmarks-rss.png; --quick: quick.json, quick.md, quick-rss.png
+    --docs-dir DIR   the results: benchmarks.json, benchmarks.md (its marked results section,
+                     and its marked MSD section) and benchmarks-rss.png; --quick: quick.json,
+                     quick.md, quick-rss.png. `--msd` (the MSD case alone) writes its JSON to
+                     benchmarks-msd.json / quick-msd.json and only the MSD section of the Markdown
     --work-dir DIR   scratch: the demo warehouse, the server's log
 
 Their defaults are found from the working tree: the top of the git checkout the bench is run
@@ -54,6 +56,9 @@ class Plan:
     health_idle_samples: int
     health_interval: float
     health_max_seconds: float
+    msd: bool  # the MSD case runs (msd_case.py)
+    msd_only: bool  # ... and nothing else does
+    msd_reaggregation_runs: int
     quiet: bool
     targets_file: Path | None
     target_overrides: tuple[str, ...]
@@ -83,7 +88,9 @@ def _domain_sets(text: str) -> tuple[list[str], ...]:
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a small run (10,000 lots, 2,000/8,000 ids): < 2 minutes")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run (10,000 lots, 2,000/8,000 ids, the MSD case): about 2 minutes"
+    )
     parser.add_argument("--lots", type=int, help="lots of the demo warehouse to build (default 120,000; quick 10,000)")
     parser.add_argument("--seed", type=int, default=1, help="warehouse and id-sampling seed (default 1)")
     parser.add_argument("--warehouse", type=Path, help="SQLite warehouse to use, built there if missing")
@@ -118,7 +125,16 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         help="override one target's limit, e.g. health_p99=75 or rss_vs_baseline=1/25 (repeatable)",
     )
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, help="cProfile the job function")
-    parser.add_argument("--no-http", action="store_true", help="skip the checks against a real server")
+    parser.add_argument(
+        "--no-http", action="store_true", help="skip the checks against a real server (and the MSD case)"
+    )
+    parser.add_argument(
+        "--msd",
+        action=argparse.BooleanOptionalAction,
+        help="--msd: run the MSD case alone (a backward MSD analysis over the warehouse's whole span, stage by "
+        "stage through a real server, against the same job without analysis and the seed's baseline); "
+        "--no-msd: leave it out. Default: it is part of the full and the --quick run",
+    )
     parser.add_argument("--health-samples", type=int, help="most /health probes under load (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while building the warehouse")
 
@@ -142,7 +158,13 @@ def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
         docs_dir, docs_from = work_dir, "--quick: the work dir"
     else:
         docs_dir, docs_from = base / DOCS_DIR, f"docs/ of {found}"
-    stem = QUICK_STEM if quick else FULL_STEM
+    msd_only = bool(args.msd)
+    msd = args.msd is not False
+    if msd and args.no_http:
+        if msd_only:
+            raise ValueError("--msd drives its stages through a real server: it cannot run with --no-http")
+        msd = False  # the MSD case needs the server; --no-http leaves it out
+    stem = (QUICK_STEM if quick else FULL_STEM) + ("-msd" if msd_only else "")
     return Plan(
         quick=quick,
         lots=lots,
@@ -158,10 +180,10 @@ def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
         redis_url=args.redis_url or default_redis_url(),
         prefix=args.prefix or new_prefix(),
         output=docs_dir / f"{stem}.json",
-        markdown=None if args.no_markdown else docs_dir / f"{stem}.md",
-        plot=docs_dir / f"{stem}-rss.png",
-        profile=(not quick) if args.profile is None else args.profile,
-        http=not args.no_http,
+        markdown=None if args.no_markdown else docs_dir / f"{QUICK_STEM if quick else FULL_STEM}.md",
+        plot=docs_dir / f"{QUICK_STEM if quick else FULL_STEM}-rss.png",
+        profile=False if msd_only else (not quick) if args.profile is None else args.profile,
+        http=not args.no_http and not msd_only,
         first_records_runs=1 if quick else 3,
         read_repeats=1 if quick else 5,
         health_jobs=2,
@@ -170,6 +192,9 @@ def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
         health_idle_samples=20 if quick else 100,
         health_interval=0.05,
         health_max_seconds=60.0 if quick else 600.0,
+        msd=msd,
+        msd_only=msd_only,
+        msd_reaggregation_runs=3 if quick else 5,
         quiet=args.quiet,
         targets_file=targets_file,
         target_overrides=tuple(args.target),

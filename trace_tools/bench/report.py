@@ -16,10 +16,13 @@ from typing import Any
 
 from trace_tools.bench.plan import Plan
 from trace_tools.bench.plot import draw_rss_plot
-from trace_tools.bench.targets import DECLARED, evaluate, fraction, load_targets
+from trace_tools.bench.targets import DECLARED, MSD_TARGETS, evaluate, fraction, load_targets
 
 BEGIN = "<!-- bench:results:begin (written by `sanic-trace bench`; edits inside are lost) -->"
 END = "<!-- bench:results:end -->"
+# The MSD case's own section: written by any run that ran it (`--msd` alone writes only this one).
+MSD_BEGIN = "<!-- bench:msd:begin (written by `sanic-trace bench`; edits inside are lost) -->"
+MSD_END = "<!-- bench:msd:end -->"
 SCHEMA = 1
 
 
@@ -57,10 +60,16 @@ class Reporter:
     def outputs(self) -> None:
         """Say where the run writes, before it writes anything."""
         plan = self.plan
-        files = [plan.output.name] + ([f"{plan.markdown.name} (its results section)"] if plan.markdown else [])
+        sections = ([] if plan.msd_only else ["results"]) + (["MSD"] if plan.msd else [])
+        files = [plan.output.name] + (
+            [f"{plan.markdown.name} (its {' and '.join(sections)} section{'s' if len(sections) > 1 else ''})"]
+            if plan.markdown
+            else []
+        )
+        plot = "" if plan.msd_only else f", {plan.plot.name} (if matplotlib is installed)"
         self.note(
-            f"results go to {plan.docs_dir} ({plan.docs_dir_from}): {', '.join(files)}, {plan.plot.name} "
-            f"(if matplotlib is installed); scratch (warehouse, server log) in {plan.work_dir}"
+            f"results go to {plan.docs_dir} ({plan.docs_dir_from}): {', '.join(files)}{plot}; "
+            f"scratch (warehouse, server log) in {plan.work_dir}"
         )
         changed = [t.id for t in self.targets.values() if t.overridden_by]
         self.note(f"targets from {DECLARED}" + (f"; overridden: {', '.join(changed)}" if changed else ""))
@@ -98,6 +107,33 @@ class Reporter:
             f"p99 {_ms(idle['p99_ms'])}"
         )
 
+    def msd_stage_done(self, stage: str, figures: dict[str, Any]) -> None:
+        rss = figures["server_rss_mb"]
+        seconds = figures.get("median_s", figures["seconds"])
+        what = {
+            "seed-resolve": lambda f: f"{f['seeds']:,} seeds",
+            "lineage": lambda f: f"closure {f['closure_containers']:,} containers",
+            "events + analysis (job)": lambda f: f"{f['records']:,} records, child peak {_num(f['peak_rss_mb'])} MB",
+            "re-aggregation": lambda f: f"median of {f['runs']} (first {f['first_s']:.2f} s)",
+        }[stage](figures)
+        body = f"{_mb(figures['body_bytes'])} body, " if "body_bytes" in figures else ""
+        self.note(
+            f"MSD {stage}: {seconds:.2f} s, {body}{what}; "
+            f"server RSS {rss['before']:,.0f} → {rss['after']:,.0f} MB (peak {rss['peak']:,.0f})"
+        )
+
+    def msd_job_done(self, name: str, v: dict[str, Any]) -> None:
+        self.note(f"MSD {name}: {v['records']:,} records {v['wall_s']:.1f} s {v['peak_rss_mb']:,.0f} MB")
+
+    def msd_done(self, msd: dict[str, Any]) -> None:
+        r = msd["ratios"]
+        check = msd["attribution_check"]
+        self.note(
+            f"MSD: wall ×{r['wall_msd_over_plain']:.2f} of the plain job, RSS ×{r['rss_msd_over_plain']:.2f} of it "
+            f"and {fraction(r['rss_msd_over_baseline'])} of the baseline; records agree: {msd['records_agree']}; "
+            f"baseline machine attribution agrees: {check.get('agrees')}"
+        )
+
     # -- files ----------------------------------------------------------------------------
 
     def save(self) -> None:
@@ -107,12 +143,18 @@ class Reporter:
     def finish(self) -> None:
         self.doc["targets"] = evaluate(self.doc, self.targets)
         plot_path = self.plan.plot
-        skipped = draw_rss_plot(self.doc["cases"], plot_path)
+        if self.plan.msd_only:
+            skipped: str | None = "the MSD case alone draws no plot; its RSS series are in the JSON (msd.rss_series)"
+        else:
+            skipped = draw_rss_plot(self.doc["cases"], plot_path)
         self.doc["plot"] = {"path": None if skipped else str(plot_path), "skipped": skipped}
         self.save()
         if self.plan.markdown:
-            write_section(self.plan.markdown, render_markdown(self.doc))
-        print(render_console(self.doc))
+            if not self.plan.msd_only:
+                write_section(self.plan.markdown, render_markdown(self.doc))
+            if self.doc.get("msd"):
+                write_section(self.plan.markdown, render_msd_markdown(self.doc), MSD_BEGIN, MSD_END)
+        print(render_console(self.doc, self.plan.msd_only))
         written = [str(self.plan.output)] + ([str(self.plan.markdown)] if self.plan.markdown else [])
         self.note(f"wrote {', '.join(written)}" + (f"; plot skipped: {skipped}" if skipped else f", {plot_path}"))
 
@@ -146,21 +188,21 @@ def _overrides(targets: list[dict[str, Any]]) -> str:
     return f"as declared in `{DECLARED}`" + (f", overridden: {', '.join(changed)}" if changed else "")
 
 
-def render_console(doc: dict[str, Any]) -> str:
+def render_console(doc: dict[str, Any], msd_only: bool = False) -> str:
     lines = ["", f"targets ({_overrides(doc['targets'])}):"]
-    for target in doc["targets"]:
+    # The targets of the parts that ran (an MSD case left out shows as "not measured", as any other).
+    shown = [t for t in doc["targets"] if t["id"] in MSD_TARGETS or not msd_only]
+    for target in shown:
         lines.append(f"  [{_met(target['met']).strip('*'):^12}] {target['target']}: {target['measured']}")
     return "\n".join(lines)
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
+def _header(doc: dict[str, Any], load: dict[str, Any]) -> list[str]:
+    """The lines that say what ran where: command, machine, code, load, warehouse, settings."""
     m = doc["machine"]
     s = doc["settings"]
     w = doc["warehouse"]
-    load = doc["load_avg"]
-    out = [
-        f"### Run of {doc['date']}{' (quick)' if doc['quick'] else ''}",
-        "",
+    return [
         f"- command: `{doc['command']}`",
         f"- machine: {m['cpus']} CPUs ({m['processor']}), {m['ram_mb']:,} MB RAM, {m['platform']}; "
         f"Python {m['python']}, SQLite {m['sqlite']}, Redis {m['redis_server']}",
@@ -171,17 +213,30 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"{w['materials_rows']:,} material rows ({w['size_mb']:,.0f} MB SQLite{', reused' if w['reused'] else ''})",
         f"- settings: fetchmany {s['fetchmany_size']:,}, IN-batch {s['in_batch_size']:,}, chunk {s['chunk_size']:,}; "
         f"RSS of each worker process and its children sampled every {s['rss_sample_interval_s'] * 1000:.0f} ms",
+    ]
+
+
+def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    out = ["| target | measured | verdict |", "|---|---|---|"]
+    for t in targets:
+        detail = f" — {t['detail']}" if t["detail"] else ""
+        out.append(f"| {t['target']} | {t['measured']}{detail} | {_met(t['met'])} |")
+    return out
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    out = [
+        f"### Run of {doc['date']}{' (quick)' if doc['quick'] else ''}",
+        "",
+        *_header(doc, doc["load_avg"]),
         "",
         "#### Targets (largest case)",
         "",
-        f"Targets {_overrides(doc['targets'])}; each names the issue it comes from (`source` in the JSON).",
+        f"Targets {_overrides(doc['targets'])}; each names the issue it comes from (`source` in the JSON). "
+        "The MSD case's targets are in its own section.",
         "",
-        "| target | measured | verdict |",
-        "|---|---|---|",
+        *_targets_table([t for t in doc["targets"] if t["id"] not in MSD_TARGETS]),
     ]
-    for t in doc["targets"]:
-        detail = f" — {t['detail']}" if t["detail"] else ""
-        out.append(f"| {t['target']} | {t['measured']}{detail} | {_met(t['met'])} |")
     out += [
         "",
         "#### Cases",
@@ -289,13 +344,131 @@ def _markdown_profile(profile: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked results section of `path` (created, or appended to the file, if missing)."""
-    block = f"{BEGIN}\n{section}\n{END}"
+def _mb(value: float | None) -> str:
+    """Bytes as KB under a megabyte, else MB."""
+    if value is None:
+        return "-"
+    return f"{value / 2**10:,.0f} KB" if value < 2**20 else f"{value / 2**20:,.1f} MB"
+
+
+def _server_rss(figures: dict[str, Any]) -> str:
+    rss = figures["server_rss_mb"]
+    return f"{rss['before']:,.0f} → {rss['after']:,.0f} (peak {rss['peak']:,.0f})"
+
+
+def render_msd_markdown(doc: dict[str, Any]) -> str:
+    msd = doc["msd"]
+    http = msd["http"]
+    seed, lineage, events, reagg = http["seed_resolve"], http["lineage"], http["events"], http["reaggregation"]
+    jobs, base, r = msd["jobs"], msd["baseline"], msd["ratios"]
+    check = msd["attribution_check"]
+    targets = [t for t in doc["targets"] if t["id"] in MSD_TARGETS]
+    out = [
+        f"### MSD case, run of {doc['date']}{' (quick)' if doc['quick'] else ''}",
+        "",
+        *_header(doc, msd["load_avg"]),
+        f"- analysis: backward, station {msd['station']}, {msd['start_date']} … {msd['end_date']} (the warehouse's "
+        f"whole span); {msd['seeds']:,} seeds, a closure of {msd['closure_containers']:,} containers "
+        f"({'the same count as' if msd['closure_agrees_with_job'] else '**not** the count of'} the MSD job's "
+        f"cid_count, {_num(events['cid_count'])}); domains {' + '.join(msd['domains'])}",
+        "",
+        "#### Targets",
+        "",
+        f"Targets {_overrides(targets)}.",
+        "",
+        *_targets_table(targets),
+        "",
+        f"#### Stage by stage through HTTP (`{http['server']}`, TRACE_ASYNC_CID_THRESHOLD=1)",
+        "",
+        "time = request sent → body read (events: POST → the status poll, every 0.2 s, that saw the job finished). "
+        "body = as the client holds it; wire = as sent (the client accepts gzip, as browsers do). "
+        "Server RSS = the server process alone, before → after the stage (its peak, sampled every 50 ms); "
+        "the job runs in a child of its own.",
+        "",
+        "| stage | time s | body | wire | server RSS MB | what |",
+        "|---|---:|---:|---:|---|---|",
+        f"| seed-resolve | {seed['seconds']:.2f} | {_mb(seed['body_bytes'])} | {_mb(seed['wire_bytes'])} | "
+        f"{_server_rss(seed)} | {seed['seeds']:,} seeds |",
+        f"| lineage | {lineage['seconds']:.2f} | {_mb(lineage['body_bytes'])} | {_mb(lineage['wire_bytes'])} | "
+        f"{_server_rss(lineage)} | {_num(lineage['total_ancestor_count'])} ancestors; closure "
+        f"{lineage['closure_containers']:,} containers |",
+        f"| events + analysis (job) | {events['seconds']:.1f} | request {_mb(events['request_bytes'])} | | "
+        f"{_server_rss(events)} | 202 in {events['post_s']:.2f} s; job ran {_seconds(events['run_s'])}; "
+        f"{_num(events['records'])} records; child peak RSS {_num(events['peak_rss_mb'])} MB (status "
+        f"`peak_rss_mb`); aggregation {events['aggregation']} |",
+        f"| re-aggregation `loss_reasons={reagg['filter']}` | {reagg['median_s']:.2f} | {_mb(reagg['body_bytes'])} | "
+        f"{_mb(reagg['wire_bytes'])} | {_server_rss(reagg)} | median of {reagg['runs']}: "
+        f"{', '.join(f'{x:.2f}' for x in reagg['run_seconds'])} s (the first reads and parses the stored index) |",
+        "",
+        "#### The same job with and without the analysis, and the seed's baseline",
+        "",
+        "Both jobs through the bench's own pool supervisor, submitted as the API submits them; wall = submit → "
+        "finished; each child (and the baseline's spawn child) followed by the same RSS sampler. The plain job is "
+        "`query_tool` over the MSD job's containers (the seeds' closure) and domains.",
+        "",
+        "| variant | records | wall s | CPU s | peak RSS MB | supervisor's peak MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, label in (("msd", "MSD job (events + analysis)"), ("plain", "the same job without the analysis")):
+        v = jobs[name]
+        out.append(
+            f"| {label} | {v['records']:,} | {v['wall_s']:.1f} | {_num(v.get('cpu_s'), 1)} | {v['peak_rss_mb']:,.0f} | "
+            f"{_num(v.get('supervisor_peak_rss_mb'))} |"
+        )
+    out.append(
+        f"| the seed's baseline (held, grouped, attributed) | {base['records']:,} | {base['wall_s']:.1f} | "
+        f"{_num(base.get('cpu_s'), 1)} | {base['peak_rss_mb']:,.0f} | |"
+    )
+    cpu = f", CPU ×{r['cpu_msd_over_plain']:.2f}" if r.get("cpu_msd_over_plain") else ""
+    out += [
+        "",
+        f"MSD over plain: wall ×{r['wall_msd_over_plain']:.2f}{cpu}, peak RSS ×{r['rss_msd_over_plain']:.2f}; "
+        f"MSD over the baseline: peak RSS {fraction(r['rss_msd_over_baseline'])}.",
+    ]
+    for name, label in (("msd", "MSD job"), ("plain", "Plain job")):
+        phases = jobs[name].get("phase_peaks") or []
+        if phases:
+            spans = "; ".join(
+                f"{p['phase']} {p['start_s']:.1f}–{p['end_s']:.1f} s, peak {_num(p['peak_rss_mb'])} MB" for p in phases
+            )
+            out += [
+                "",
+                f"{label} by phase (its status' progress phase, written at most 4 times a second, so a short phase "
+                f"may not show; `finish` = from its last domain's end to the job's end): {spans}.",
+            ]
+    out += [
+        "",
+        f"Baseline time: fetch and hold {base['fetch_s']:.1f} s, group {base['group_s']:.1f} s, detection facts "
+        f"{base['population_s']:.1f} s, lineage {base['lineage_s']:.1f} s, attribution {base['attribute_s']:.1f} s; "
+        f"{base['machine_count']:,} machines and {base['material_count']:,} materials attributed over "
+        f"{base['lot_count']:,} lots. It computes the machine and material sums only (lot count, input, defects "
+        "per factor; no scores, suspects, wafer roots, charts or joined lot facts).",
+    ]
+    if check.get("compared"):
+        out.append(
+            f"Its sums against the MSD job's attribution (lot count, input, defects): {check['machines_baseline']:,} "
+            f"vs {check['machines_msd']:,} machines, {check['differing']} differing; {check['materials_baseline']:,} "
+            f"vs {_num(check['materials_msd_total'])} materials, of the {check['materials_compared']:,} rows the "
+            f"aggregation lists {check['materials_differing']} differing — "
+            + ("the same numbers." if check["agrees"] else "**they differ**.")
+        )
+    else:
+        out.append(f"Its machine attribution was not compared: {check.get('why')}.")
+    out += [
+        "",
+        f"Record counts of the HTTP job, the two pool jobs and the baseline agree: "
+        f"{'yes' if msd['records_agree'] else '**NO**'}.",
+    ]
+    return "\n".join(out)
+
+
+def write_section(path: Path, section: str, begin: str = BEGIN, end_marker: str = END) -> None:
+    """Replace the marked section of `path` (created, or appended to the file, if missing)."""
+    block = f"{begin}\n{section}\n{end_marker}"
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(BEGIN), text.find(END)
+    start, end = text.find(begin), text.find(end_marker)
     if start >= 0 and end > start:
-        text = text[:start] + block + text[end + len(END) :]
+        text = text[:start] + block + text[end + len(end_marker) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 DECLARED = "trace_tools/bench/targets.toml"
 # What evaluate() measures: targets.toml declares exactly these.
-MEASURED = ("rss_vs_baseline", "rss_flat", "rate_vs_floor", "first_records", "stream_read", "health_p99")
+MSD_TARGETS = ("msd_wall_vs_plain", "msd_rss_vs_plain", "msd_rss_vs_baseline", "msd_reaggregation_s")
+MEASURED = ("rss_vs_baseline", "rss_flat", "rate_vs_floor", "first_records", "stream_read", "health_p99", *MSD_TARGETS)
 COMPARES = {"<=": "≤", ">=": "≥"}
 KEYS = {"limit", "compare", "measure", "source"}
 
@@ -44,7 +45,7 @@ class Target:
 
 
 def _number(text: str) -> float:
-    """"0.05", "50" or "1/20" → a float; ValueError otherwise."""
+    """ "0.05", "50" or "1/20" → a float; ValueError otherwise."""
     try:
         return float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError):
@@ -243,6 +244,66 @@ def _server(http: dict[str, Any], targets: dict[str, Target]) -> list[dict[str, 
     return results
 
 
+def _msd(msd: dict[str, Any] | None, targets: dict[str, Target]) -> list[dict[str, Any]]:
+    """The MSD case's four targets (docs/benchmarks.md, "The MSD case")."""
+    texts = {
+        "msd_wall_vs_plain": "MSD job wall {symbol} {limit:g} × the same job without the analysis",
+        "msd_rss_vs_plain": "MSD job child's peak RSS {symbol} {limit:g} × the same job without the analysis",
+        "msd_rss_vs_baseline": "MSD job child's peak RSS {symbol} 1/{inverse:g} of the seed's baseline",
+        "msd_reaggregation_s": "re-aggregation with a new loss-reason filter {symbol} {limit:g} s",
+    }
+
+    def text(key: str) -> str:
+        t = targets[key]
+        return texts[key].format(symbol=t.symbol, limit=t.limit, inverse=round(1 / t.limit, 2) if t.limit else 0)
+
+    if not msd:
+        return [_result(targets[key], text(key), None, "not measured") for key in MSD_TARGETS]
+    size = f" at {msd['seeds']:,} seeds / {msd['closure_containers']:,} containers"
+    msd_job, plain, base = msd["jobs"]["msd"], msd["jobs"]["plain"], msd["baseline"]
+    r = msd["ratios"]
+    cpu = (
+        f"; CPU {msd_job['cpu_s']:.1f} vs {plain['cpu_s']:.1f} s (×{r['cpu_msd_over_plain']:.2f})"
+        if r.get("cpu_msd_over_plain")
+        else ""
+    )
+    reagg = msd["http"]["reaggregation"]
+    return [
+        _result(
+            targets["msd_wall_vs_plain"],
+            text("msd_wall_vs_plain") + size,
+            r["wall_msd_over_plain"],
+            f"×{r['wall_msd_over_plain']:.2f}",
+            f"{msd_job['wall_s']:.1f} vs {plain['wall_s']:.1f} s{cpu}",
+        ),
+        _result(
+            targets["msd_rss_vs_plain"],
+            text("msd_rss_vs_plain") + size,
+            r["rss_msd_over_plain"],
+            f"×{r['rss_msd_over_plain']:.2f}",
+            f"{msd_job['peak_rss_mb']:,.0f} vs {plain['peak_rss_mb']:,.0f} MB",
+        ),
+        _result(
+            targets["msd_rss_vs_baseline"],
+            text("msd_rss_vs_baseline") + size,
+            r["rss_msd_over_baseline"],
+            fraction(r["rss_msd_over_baseline"]),
+            f"{msd_job['peak_rss_mb']:,.0f} vs {base['peak_rss_mb']:,.0f} MB",
+        ),
+        _result(
+            targets["msd_reaggregation_s"],
+            text("msd_reaggregation_s") + f" ({reagg['filter']})",
+            reagg["median_s"],
+            f"median {reagg['median_s']:.2f} s of {reagg['runs']}",
+            f"first (reads and parses the stored index) {reagg['first_s']:.2f} s, slowest {reagg['max_s']:.2f} s",
+        ),
+    ]
+
+
 def evaluate(doc: dict[str, Any], targets: dict[str, Target]) -> list[dict[str, Any]]:
     """One result per target: target text, measured text and value, verdict (met: True/False/None)."""
-    return _memory_and_rate(doc.get("cases", []), targets) + _server(doc.get("http") or {}, targets)
+    return (
+        _memory_and_rate(doc.get("cases", []), targets)
+        + _server(doc.get("http") or {}, targets)
+        + _msd(doc.get("msd"), targets)
+    )
