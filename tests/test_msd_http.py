@@ -116,16 +116,25 @@ async def test_bad_input_is_a_400_naming_the_field(client: Any, body: dict[str, 
     assert error["code"] == "INVALID_PARAMS" and message in error["message"], error
 
 
-async def test_a_lineage_named_by_its_query_id_gives_the_same_analysis(client: Any, small: Path) -> None:
-    _, lineage = await client.post("/api/trace/lineage", json={"profile": MSD, "container_ids": SMALL_SEEDS})
+async def test_a_lineage_named_by_its_query_id_gives_the_same_analysis(
+    small: Path, redis_url: str, redis_prefix: str
+) -> None:
+    # One service per way of naming the genealogy (prefixes of their own): no request can be
+    # answered from another's stored analysis.
+    def service(suffix: str) -> Any:
+        return asgi_client(make_settings(small, redis_url, f"{redis_prefix}{suffix}"))
+
+    named, carrying, deriving = service("a"), service("b"), service("c")
+    _, lineage = await named.post("/api/trace/lineage", json={"profile": MSD, "container_ids": SMALL_SEEDS})
     handle = lineage.json["query_id"]
-    by_handle = await post_events(client, {**events_body(SMALL_SEEDS), "lineage_query_id": handle})
-    carried = await post_events(client, {**events_body(SMALL_SEEDS), "lineage": lineage.json})
-    derived = await post_events(client, events_body(SMALL_SEEDS))
+    by_handle = await post_events(named, {**events_body(SMALL_SEEDS), "lineage_query_id": handle})
+    carried = await post_events(carrying, {**events_body(SMALL_SEEDS), "lineage": lineage.json})
+    derived = await post_events(deriving, events_body(SMALL_SEEDS))
     expected = msd_oracle(small, seeds=SMALL_SEEDS, **WINDOW)
     sources = []
     for response in (by_handle, carried, derived):
         assert response.status == 200, response.text
+        assert response.headers["X-Analysis"] == "computed"
         assert_same(response.json["aggregation"], expected)
         sources.append(response.json["aggregation"]["genealogy_source"])
     assert sources == ["request", "request", "derived"]
@@ -246,3 +255,23 @@ def test_the_job_streams_the_aggregation_and_its_result_is_the_inline_body_byte_
         f"{inline_server.base_url}/api/trace/msd/{job_id}/aggregation", params={"loss_reasons": "SHORT"}, timeout=30
     )
     assert_same(again.json(), msd_oracle(small, seeds=seeds, direction=direction, loss_reasons=["SHORT"], **WINDOW))
+
+
+async def test_a_repeated_request_with_another_filter_is_answered_from_the_stored_analysis(
+    small: Path, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    client = asgi_client(make_settings(small, redis_url, redis_prefix, TRACE_SQL_OVERRIDE_DIR=str(tmp_path)))
+    first = await post_events(client, events_body(SMALL_SEEDS))
+    assert first.status == 200 and first.headers["X-Analysis"] == "computed"
+    # From now on the analysis's own queries fail for real: a repeated request must not run them.
+    for name in ("msd_detection_trackins", "msd_detection_defects", "lineage_nodes"):
+        (tmp_path / f"{name}.sql").write_text("SELECT * FROM DWH.NO_SUCH_TABLE")
+    again = await post_events(client, events_body(SMALL_SEEDS, loss_reasons=["SHORT"]))
+    assert again.status == 200, again.text
+    assert again.headers["X-Analysis"] == "reused"
+    assert again.headers["X-Analysis-ID"] == first.headers["X-Analysis-ID"]
+    assert again.json["results"] == first.json["results"]  # the records are read as before
+    assert_same(again.json["aggregation"], msd_oracle(small, seeds=SMALL_SEEDS, loss_reasons=["SHORT"], **WINDOW))
+    # Another window is another analysis: it runs, and meets the broken queries.
+    other = await post_events(client, events_body(SMALL_SEEDS, end_date="2025-03-01"))
+    assert other.status == 500 and other.json["error"]["code"] == "EVENTS_FAILED"

@@ -11,6 +11,7 @@ any other failure cuts the connection (api/body_writer.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -27,6 +28,7 @@ from sanic_trace.api.protection import DatabaseSlots
 from sanic_trace.errors import classify_exception
 from sanic_trace.msd import run as msd_run
 from sanic_trace.msd import storage
+from sanic_trace.msd.index import MsdIndex
 from sanic_trace.msd.run import RunningAnalysis
 from sanic_trace.results.envelope import DomainFailure, EventsEnvelope, array_content
 from sanic_trace.trace import events
@@ -88,10 +90,13 @@ async def stream_inline(
             "X-Cache": "miss" if cache is not None else "bypass",
         }
         if req.profile == MSD:
-            analysis = await slots.run(msd_run.begin, source, req, lineage)
+            analysis_id, stored = await _stored_analysis(request, req)
+            analysis = await slots.run(msd_run.begin, source, req, lineage, stored)
             ids = analysis.container_ids
-            analysis_id = new_job_id()
+            analysis_id = analysis_id or new_job_id()
             headers["X-Analysis-ID"] = analysis_id
+            # "reused": a repeated request answered from the stored analysis (only its records are read).
+            headers["X-Analysis"] = "reused" if analysis.reused else "computed"
 
         def open_domain(domain: str) -> Iterator[list[dict[str, Any]]]:
             return events.iter_domain_batches(source, domain, ids)
@@ -127,7 +132,7 @@ async def stream_inline(
                 aggregation = None
                 if analysis is not None and not failures:
                     # Numbers over records that were cut short would be wrong: a partial body has none.
-                    aggregation = await _finish_analysis(request, slots, analysis, analysis_id)
+                    aggregation = await _finish_analysis(request, req, slots, analysis, analysis_id)
                 await body.send(envelope.end(failures, aggregation))
         finally:
             # Only reached with an open iterator when the response could not even start.
@@ -177,18 +182,41 @@ async def _stream_domain(
     return failure
 
 
+async def _stored_analysis(request: Request, req: EventsRequest) -> tuple[str | None, MsdIndex | None]:
+    """The same analysis kept from an earlier request (msd/run.py analysis_digest): (its id, index)."""
+    settings = request.app.ctx.settings
+    client = request.app.ctx.redis
+    try:
+        found = await client.get(storage.analysis_key(settings.redis_prefix, msd_run.analysis_digest(req)))
+        if found is None:
+            return None, None
+        analysis_id = found.decode()
+        blob = await client.get(storage.index_key(settings.redis_prefix, analysis_id))
+    except REDIS_DOWN:
+        return None, None
+    if blob is None:
+        return None, None
+    return analysis_id, await asyncio.to_thread(MsdIndex.from_bytes, blob)
+
+
 async def _finish_analysis(
-    request: Request, slots: DatabaseSlots, analysis: RunningAnalysis, analysis_id: str
+    request: Request, req: EventsRequest, slots: DatabaseSlots, analysis: RunningAnalysis, analysis_id: str
 ) -> bytes:
     """The aggregation of an inline analysis; its index is kept in Redis for re-aggregation and
-    detail rows (X-Analysis-ID names it). Redis away: the answer is still whole, only not kept."""
+    detail rows (X-Analysis-ID names it), and found again by a repeated request. Redis away: the
+    answer is still whole, only not kept."""
     index, aggregation = await slots.run(analysis.finish)
+    if analysis.reused:
+        return aggregation
     blob = await slots.run(index.to_bytes)
     settings = request.app.ctx.settings
+    ttl = settings.job_ttl_seconds
     try:
-        await request.app.ctx.redis.set(
-            storage.index_key(settings.redis_prefix, analysis_id), blob, ex=settings.job_ttl_seconds
-        )
+        async with request.app.ctx.redis.pipeline(transaction=False) as pipe:
+            pipe.set(storage.index_key(settings.redis_prefix, analysis_id), blob, ex=ttl)
+            digest = msd_run.analysis_digest(req)
+            pipe.set(storage.analysis_key(settings.redis_prefix, digest), analysis_id, ex=ttl)
+            await pipe.execute()
     except REDIS_DOWN as exc:
         log.warning("msd_index_not_kept request_id=%s error=%s", request.ctx.request_id, exc)
     return aggregation

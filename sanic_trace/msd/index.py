@@ -57,6 +57,8 @@ class MsdIndex:
     forward: dict[str, Any] = field(default_factory=dict)  # downstream stations, charts, kpi parts
     lot_downstream: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.float64))
     lot_worst: list[str] = field(default_factory=list)
+    # The containers whose records the request returned (a repeated request reads the same ones).
+    container_ids: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:

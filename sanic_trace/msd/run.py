@@ -14,6 +14,7 @@ request carrying only the seeds still returns the ancestors' upstream history.
 from __future__ import annotations
 
 import gc
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,29 +45,58 @@ def encode_aggregation(aggregation: Mapping[str, Any]) -> bytes:
     return ujson.dumps(aggregation, ensure_ascii=False).encode()
 
 
+def analysis_digest(request: EventsRequest) -> str:
+    """What decides an analysis — the seeds, the records' containers, the params but the loss-reason
+    filter — as a digest: a repeated request (the dashboard's, with another filter) finds the stored
+    analysis by it and is answered from its index, without the analysis's queries."""
+    params = {k: v for k, v in request.params.items() if k != "loss_reasons"}
+    material = [request.seed_container_ids or request.container_ids, request.container_ids, params]
+    canonical = ujson.dumps(material, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
 @dataclass
 class RunningAnalysis:
-    aggregator: MsdAggregator
+    aggregator: MsdAggregator | None
     container_ids: list[str]
     loss_reasons: list[str]
+    # A repeated request's analysis: the stored index, not recomputed (its records are still read).
+    stored: MsdIndex | None = None
+
+    @property
+    def reused(self) -> bool:
+        return self.stored is not None
 
     def observe(self, domain: str, records: list[dict[str, Any]]) -> None:
-        self.aggregator.feed(domain, records)
+        if self.aggregator is not None:
+            self.aggregator.feed(domain, records)
 
     def finish(self) -> tuple[MsdIndex, bytes]:
+        if self.stored is not None:
+            return self.stored, encode_aggregation(aggregate(self.stored, self.loss_reasons))
+        assert self.aggregator is not None
         index = self.aggregator.finish()
+        index.container_ids = self.container_ids
         # The index holds all the rest needs: the genealogy (its id map above all) can go first.
-        del self.aggregator
+        self.aggregator = None
         gc.collect()
         return index, encode_aggregation(aggregate(index, self.loss_reasons))
 
 
-def begin(source: DataSource, request: EventsRequest, lineage: Mapping[str, Any] | None = None) -> RunningAnalysis:
+def begin(
+    source: DataSource,
+    request: EventsRequest,
+    lineage: Mapping[str, Any] | None = None,
+    stored: MsdIndex | None = None,
+) -> RunningAnalysis:
     """Start the analysis of an MSD events request (its params normalised by the HTTP layer).
 
     `lineage` is the genealogy the request named (its lineage object, or the one its
     lineage_query_id points at); without a usable one the genealogy is walked from the seeds.
+    `stored`: the index of the same analysis (analysis_digest) kept from an earlier request.
     """
+    if stored is not None:
+        return RunningAnalysis(None, list(stored.container_ids), list(request.params.get("loss_reasons") or []), stored)
     seeds = request.seed_container_ids or request.container_ids
     msd = MsdRequest(request.params, seeds, lineage if lineage is not None else request.lineage)
     aggregator = start_analysis(source, msd)

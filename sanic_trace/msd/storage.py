@@ -16,6 +16,11 @@ AGGREGATION_SUFFIX = "msd:aggregation"
 READY_FIELD = AGGREGATION_READY_FIELD
 
 
+def analysis_key(prefix: str, request_digest: str) -> str:
+    """request digest -> the analysis id of the same analysis (see msd/run.py analysis_digest)."""
+    return f"{prefix}:msd:analysis:{request_digest}"
+
+
 def index_key(prefix: str, analysis_id: str) -> str:
     return JobKeys(prefix, analysis_id).data(INDEX_SUFFIX)
 

@@ -27,6 +27,7 @@ from sanic_trace.db.errors import DatabaseError, QueryTimeout
 from sanic_trace.db.source import open_source
 from sanic_trace.msd import handles, storage
 from sanic_trace.msd import run as msd_run
+from sanic_trace.msd.index import MsdIndex
 from sanic_trace.results.writer import ChunkWriter
 from sanic_trace.settings import Settings
 from sanic_trace.trace import events
@@ -45,6 +46,15 @@ def _named_lineage(ctx: JobContext, settings: Settings, request: events.EventsRe
     return ujson.loads(body) if body else None
 
 
+def _stored_analysis(ctx: JobContext, settings: Settings, request: events.EventsRequest) -> MsdIndex | None:
+    """The index of the same analysis kept from an earlier request (msd/run.py analysis_digest)."""
+    found = ctx.redis.get(storage.analysis_key(settings.redis_prefix, msd_run.analysis_digest(request)))
+    if found is None:
+        return None
+    blob = ctx.redis.get(storage.index_key(settings.redis_prefix, found.decode()))
+    return MsdIndex.from_bytes(blob) if blob is not None else None
+
+
 def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     settings: Settings = ctx.config.job_config
     request = events.EventsRequest.from_payload(payload)
@@ -56,7 +66,8 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     if request.profile == MSD:
         ctx.progress(phase="analysis", done=0, total=None, records=0)
         try:
-            analysis = msd_run.begin(source, request, _named_lineage(ctx, settings, request))
+            stored = _stored_analysis(ctx, settings, request)
+            analysis = msd_run.begin(source, request, _named_lineage(ctx, settings, request), stored)
         except DatabaseError as exc:
             source.close()
             raise JobError("JOB_FAILED", f"the MSD analysis could not start: {exc}") from exc
@@ -103,9 +114,13 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
         if analysis is not None:
             ctx.progress(phase="aggregation", done=total_batches, total=total_batches, records=writer.total_records)
             index, aggregation = analysis.finish()
-            # Kept with the job (its TTL follows the job's): re-aggregation, detail rows, the CSV.
+            # Kept with the job (its TTL follows the job's): re-aggregation, detail rows, the CSV —
+            # and found again, by its digest, by a repeated request.
             ctx.set_data(storage.INDEX_SUFFIX, index.to_bytes())
             writer.store_aggregation(storage.AGGREGATION_SUFFIX, storage.READY_FIELD, aggregation)
+            if not analysis.reused:
+                digest_key = storage.analysis_key(settings.redis_prefix, msd_run.analysis_digest(request))
+                ctx.redis.set(digest_key, ctx.job_id, ex=settings.job_ttl_seconds)
         ctx.progress(phase="done", done=total_batches, total=total_batches, records=writer.total_records)
     finally:
         source.close()
