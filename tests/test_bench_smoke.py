@@ -28,6 +28,7 @@ TARGET_IDS = {
     "first_records",
     "stream_read",
     "health_p99",
+    "jobs_cost_vs_history",
 } | MSD_TARGET_IDS
 REPO = Path(__file__).resolve().parents[1]
 
@@ -156,6 +157,14 @@ def test_bench_runs_end_to_end_and_writes_a_sane_report(
     assert variants["ours"]["supervisor_peak_rss_mb"] > 0
     assert set(case["rss_series"]) == {"ours", "baseline", "floor"}
 
+    # The domain-cost case: every query_tool domain over the same ids, its history and materials
+    # counts those of the case, and the jobs target judged on it.
+    costs = doc["domain_costs"]
+    assert costs["cids"] == 250 and list(costs["domains"]) == ["history", "materials", "rejects", "holds", "jobs"]
+    assert {d: costs["domains"][d]["records"] for d in ("history", "materials")} == variants["floor"]["domains"]
+    assert all(_finite(c["s"]) and _finite(c["ms_per_id"]) for c in costs["domains"].values())
+    assert "| jobs |" in (docs / "quick.md").read_text()
+
     assert doc["profile"]["records"] == variants["ours"]["records"]
     assert doc["profile"]["categories"]
 
@@ -177,6 +186,9 @@ def test_bench_runs_end_to_end_and_writes_a_sane_report(
     assert targets["rss_vs_baseline"]["limit"] == 0.05 and targets["rss_vs_baseline"]["overridden_by"] is None
     assert targets["rss_vs_baseline"]["met"] is not None and targets["rss_vs_baseline"]["value"] > 0
     assert targets["rss_flat"]["met"] is None  # one size: nothing to compare
+    jobs_cost = targets["jobs_cost_vs_history"]
+    ratio = costs["domains"]["jobs"]["s"] / costs["domains"]["history"]["s"]
+    assert jobs_cost["value"] == pytest.approx(ratio) and jobs_cost["met"] == (ratio <= 2.0)
     health = targets["health_p99"]
     assert health["limit"] == 75.0 and health["overridden_by"] == "--target"
     # On this tiny warehouse the jobs may end before the first probe: then it is "not measured".

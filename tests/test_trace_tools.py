@@ -207,7 +207,7 @@ def test_targets_are_declared_once_with_their_source() -> None:
     targets = declared_targets()
     assert tuple(targets) == MEASURED
     for target in targets.values():
-        assert target.source.startswith(("the bench issue", "issue 11")) and target.measure
+        assert target.source.startswith(("the bench issue", "issue 11", "issue 14")) and target.measure
         assert target.overridden_by is None
     assert targets["rss_vs_baseline"].limit == 0.05 and targets["health_p99"].limit == 50.0
     # No bound left as a constant in the judging code.
@@ -259,6 +259,8 @@ def test_evaluate_says_target_measured_and_verdict_from_the_limits_given() -> No
             "stream_read": {"stream_over_get": 0.5, "stream_mb_s": 300.0, "get_loop_mb_s": 600.0},
             "health": {"gzip": {"jobs": 2, "clients": 8, "under_load": {"p99_ms": 60.0, "p50_ms": 9.0, "samples": 99}}},
         },
+        "domain_costs": {"cids": 5000, "domains": {"history": {"s": 4.0, "ms_per_id": 0.8},
+                                                   "jobs": {"s": 10.0, "ms_per_id": 2.0}}},
     }  # fmt: skip
     results = {r["id"]: r for r in evaluate(doc, declared_targets())}
     assert tuple(results) == MEASURED
@@ -270,12 +272,18 @@ def test_evaluate_says_target_measured_and_verdict_from_the_limits_given() -> No
     assert results["stream_read"]["met"] is False
     assert results["health_p99"]["target"].startswith("/health p99 ≤ 50 ms with 2 jobs running and 8 clients")
     assert results["health_p99"]["met"] is False
+    assert results["jobs_cost_vs_history"]["value"] == pytest.approx(2.5)
+    assert results["jobs_cost_vs_history"]["met"] is False
+    assert results["jobs_cost_vs_history"]["detail"] == "2.000 vs 0.800 ms per id (10.0 vs 4.0 s)"
     # The same figures against other limits: the verdicts follow the limits, not the code.
-    looser = load_targets(None, ["rate_vs_floor=0.4", "first_records=1.5", "health_p99=75", "rss_flat=1.05"])
+    looser = load_targets(
+        None, ["rate_vs_floor=0.4", "first_records=1.5", "health_p99=75", "rss_flat=1.05", "jobs_cost_vs_history=3"]
+    )
     results = {r["id"]: r for r in evaluate(doc, looser)}
     assert results["rate_vs_floor"]["met"] is True and results["first_records"]["met"] is True
     assert results["health_p99"]["met"] is True and results["health_p99"]["target"].startswith("/health p99 ≤ 75 ms")
     assert results["rss_flat"]["met"] is False
+    assert results["jobs_cost_vs_history"]["met"] is True
     # Nothing measured: said, not guessed.
     empty = {r["id"]: r for r in evaluate({}, declared_targets())}
     assert all(r["met"] is None and r["measured"].startswith("not measured") for r in empty.values())

@@ -21,7 +21,7 @@ list and the imports agree). A change to any of these must keep the tools workin
     sanic_trace.trace.events: DOMAIN_SPECS, EventsRequest, default_domains, validate_domains
     sanic_trace.trace.job: run_events
     sanic_trace.trace.lineage: backward_lineage
-    sanic_trace.trace.params: MSD
+    sanic_trace.trace.params: MSD, QUERY_TOOL
     sanic_trace.trace.queries: stream_in_batch
     sanic_trace.trace.records: build_records
     sanic_trace.trace.stations: read_station_groups, resolve_detection

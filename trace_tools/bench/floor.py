@@ -20,8 +20,10 @@ def run_floor(task: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     source = open_source(task["settings"])
     counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     try:
         for domain in task["domains"]:
+            domain_started = time.perf_counter()
             sql = source.sql.load(DOMAIN_SPECS[domain].sql_name)
             rows_seen = 0
             for batch in in_batches(task["container_ids"], source.in_batch_size):
@@ -29,6 +31,12 @@ def run_floor(task: dict[str, Any]) -> dict[str, Any]:
                 for _columns, rows in stream:
                     rows_seen += len(rows)
             counts[domain] = rows_seen
+            seconds[domain] = time.perf_counter() - domain_started
     finally:
         source.close()
-    return {"domains": counts, "total_records": sum(counts.values()), "work_s": time.perf_counter() - started}
+    return {
+        "domains": counts,
+        "domain_s": seconds,
+        "total_records": sum(counts.values()),
+        "work_s": time.perf_counter() - started,
+    }

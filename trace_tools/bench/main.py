@@ -19,7 +19,8 @@ from typing import Any
 import redis
 
 from sanic_trace.settings import Settings, SettingsError, load_settings
-from sanic_trace.trace.events import EventsRequest
+from sanic_trace.trace.events import EventsRequest, default_domains
+from sanic_trace.trace.params import QUERY_TOOL
 from trace_tools.bench import warehouse
 from trace_tools.bench.baseline import run_baseline
 from trace_tools.bench.checkout import code_version
@@ -113,6 +114,10 @@ def _run_cases(plan: Plan, settings: Settings, client: redis.Redis, reporter: Re
                 doc["cases"].append(case)
                 reporter.case_done(case)
                 reporter.save()  # a long run interrupted later still leaves what it measured
+        if plan.domain_costs:
+            doc["domain_costs"] = _domain_costs(plan, settings, all_ids[: max(plan.sizes)])
+            reporter.domain_costs_done(doc["domain_costs"])
+            reporter.save()
         if plan.profile:
             # The middle size: the shares do not depend on it, and the largest would double the profile's time.
             size = plan.sizes[len(plan.sizes) // 2]
@@ -187,6 +192,23 @@ def _run_case(
     if len(ids) == max(plan.sizes):
         case["rss_series"] = {name: trace.series() for name, trace in traces.items()}
     return case
+
+
+def _domain_costs(plan: Plan, settings: Settings, ids: list[str]) -> dict[str, Any]:
+    """Every query_tool domain's query over the same ids, fetched and only counted (the floor's way):
+    what each domain costs the database per id, without the service's own work."""
+    domains = default_domains(QUERY_TOOL)
+    payload = {**EventsRequest(QUERY_TOOL, ids, domains).to_payload(), "settings": settings}
+    child = run_in_child(run_floor, payload, sample_interval=plan.sample_interval, timeout_s=plan.timeout_s)
+    costs = {
+        domain: {
+            "records": child.result["domains"][domain],
+            "s": seconds,
+            "ms_per_id": seconds * 1000 / len(ids),
+        }
+        for domain, seconds in child.result["domain_s"].items()
+    }
+    return {"cids": len(ids), "domains": costs}
 
 
 def _profile(plan: Plan, settings: Settings, ids: list[str], domains: list[str]) -> dict[str, Any]:

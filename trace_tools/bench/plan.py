@@ -59,6 +59,7 @@ class Plan:
     msd: bool  # the MSD case runs (msd_case.py)
     msd_only: bool  # ... and nothing else does
     msd_reaggregation_runs: int
+    domain_costs: bool  # the per-domain query cost case (floor.py, every query_tool domain)
     quiet: bool
     targets_file: Path | None
     target_overrides: tuple[str, ...]
@@ -135,6 +136,12 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
         "stage through a real server, against the same job without analysis and the seed's baseline); "
         "--no-msd: leave it out. Default: it is part of the full and the --quick run",
     )
+    parser.add_argument(
+        "--domain-costs",
+        action=argparse.BooleanOptionalAction,
+        help="what each query_tool domain's query costs per id at the largest size, fetched and counted "
+        "(the floor's way): the jobs domain against history. Default: part of every run but --msd",
+    )
     parser.add_argument("--health-samples", type=int, help="most /health probes under load (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while building the warehouse")
 
@@ -195,6 +202,7 @@ def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
         msd=msd,
         msd_only=msd_only,
         msd_reaggregation_runs=3 if quick else 5,
+        domain_costs=not msd_only and args.domain_costs is not False,
         quiet=args.quiet,
         targets_file=targets_file,
         target_overrides=tuple(args.target),

@@ -85,6 +85,10 @@ class Reporter:
             + ("" if case["records_agree"] else "  RECORD COUNTS DIFFER")
         )
 
+    def domain_costs_done(self, costs: dict[str, Any]) -> None:
+        parts = ", ".join(f"{name} {c['ms_per_id']:.3f}" for name, c in costs["domains"].items())
+        self.note(f"query cost per id at {costs['cids']:,} ids (ms, fetched and counted): {parts}")
+
     def profile_done(self, profile: dict[str, Any]) -> None:
         shares = ", ".join(f"{name} {c['share']:.0%}" for name, c in profile["categories"].items())
         self.note(f"profile of the job function ({profile['records']:,} records): {shares}")
@@ -271,6 +275,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         for c in doc["cases"]
     ]
     out += ["", "Ours, peak RSS by the bench's sampler / by the pool supervisor (0.2 s): " + "; ".join(cross) + " MB."]
+    out += _markdown_domain_costs(doc.get("domain_costs"))
     out += _markdown_http(doc.get("http"))
     out += _markdown_profile(doc.get("profile"))
     plot = doc.get("plot") or {}
@@ -322,6 +327,21 @@ def _markdown_http(http: dict[str, Any] | None) -> list[str]:
                 f"{run['window_s']:.0f} s ({load['failures']} failed); load average "
                 f"{run['load_avg_before'][0]:.1f} → {run['load_avg_after'][0]:.1f}"
             )
+    return out
+
+
+def _markdown_domain_costs(costs: dict[str, Any] | None) -> list[str]:
+    if not costs:
+        return []
+    out = [
+        "",
+        f"#### What each domain's query costs ({costs['cids']:,} ids, IN-batched, fetched and only counted)",
+        "",
+        "| domain | records | s | ms per id |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, c in costs["domains"].items():
+        out.append(f"| {name} | {c['records']:,} | {c['s']:.1f} | {c['ms_per_id']:.3f} |")
     return out
 
 

@@ -18,7 +18,16 @@ from typing import Any
 DECLARED = "trace_tools/bench/targets.toml"
 # What evaluate() measures: targets.toml declares exactly these.
 MSD_TARGETS = ("msd_wall_vs_plain", "msd_rss_vs_plain", "msd_rss_vs_baseline", "msd_reaggregation_s")
-MEASURED = ("rss_vs_baseline", "rss_flat", "rate_vs_floor", "first_records", "stream_read", "health_p99", *MSD_TARGETS)
+MEASURED = (
+    "rss_vs_baseline",
+    "rss_flat",
+    "rate_vs_floor",
+    "first_records",
+    "stream_read",
+    "health_p99",
+    "jobs_cost_vs_history",
+    *MSD_TARGETS,
+)
 COMPARES = {"<=": "≤", ">=": "≥"}
 KEYS = {"limit", "compare", "measure", "source"}
 
@@ -201,6 +210,25 @@ def _memory_and_rate(cases: list[dict[str, Any]], targets: dict[str, Target]) ->
     return results
 
 
+def _domain_costs(costs: dict[str, Any] | None, targets: dict[str, Target]) -> list[dict[str, Any]]:
+    t = targets["jobs_cost_vs_history"]
+    text = f"jobs domain per id {t.symbol} {t.limit:g} × the history domain's"
+    if not costs:
+        return [_result(t, text, None, "not measured")]
+    jobs, history = costs["domains"]["jobs"], costs["domains"]["history"]
+    ratio = jobs["s"] / history["s"]
+    return [
+        _result(
+            t,
+            f"{text} at {costs['cids']:,} ids",
+            ratio,
+            f"×{ratio:.2f}",
+            f"{jobs['ms_per_id']:.3f} vs {history['ms_per_id']:.3f} ms per id "
+            f"({jobs['s']:.1f} vs {history['s']:.1f} s)",
+        )
+    ]
+
+
 def _server(http: dict[str, Any], targets: dict[str, Target]) -> list[dict[str, Any]]:
     results = []
     t = targets["first_records"]
@@ -305,5 +333,6 @@ def evaluate(doc: dict[str, Any], targets: dict[str, Target]) -> list[dict[str, 
     return (
         _memory_and_rate(doc.get("cases", []), targets)
         + _server(doc.get("http") or {}, targets)
+        + _domain_costs(doc.get("domain_costs"), targets)
         + _msd(doc.get("msd"), targets)
     )
