@@ -16,7 +16,7 @@ from trace_tools.bench.http_checks import (
     health_under_load,
     stream_read_rate,
 )
-from trace_tools.bench.plan import Plan, profile_for
+from trace_tools.bench.plan import PLAIN_PROFILE, Plan
 from trace_tools.bench.report import Reporter
 from trace_tools.bench.server import ServerProcess
 from trace_tools.bench.space import bench_environment, delete_matching
@@ -26,7 +26,7 @@ def run_http_phase(
     plan: Plan, settings: Settings, client: redis.Redis, ids: list[str], reporter: Reporter
 ) -> dict[str, Any]:
     domains = plan.domain_sets[0]
-    profile = profile_for(domains)
+    profile = PLAIN_PROFILE
     # The server runs the jobs with its own supervisor; the bench only submits them.
     env = bench_environment(plan.warehouse, plan.redis_url, plan.prefix, "server")
     env["TRACE_LOG_LEVEL"] = "WARNING"  # an INFO line per job event would be bench noise on a 2-core box

@@ -29,7 +29,7 @@ from trace_tools.bench.floor import run_floor
 from trace_tools.bench.machine import load_average, machine_facts
 from trace_tools.bench.msd_case import MsdStageFailed, run_msd_case
 from trace_tools.bench.ours import JobRunFailed, PoolRunner
-from trace_tools.bench.plan import Plan, profile_for, resolve_plan
+from trace_tools.bench.plan import PLAIN_PROFILE, Plan, resolve_plan
 from trace_tools.bench.report import Reporter
 from trace_tools.bench.sampler import RssTrace
 from trace_tools.bench.space import bench_environment, delete_matching, delete_prefix
@@ -155,7 +155,7 @@ def _ratio(top: float | None, bottom: float | None) -> float | None:
 def _run_case(
     plan: Plan, settings: Settings, runner: PoolRunner, client: redis.Redis, ids: list[str], domains: list[str]
 ) -> dict[str, Any]:
-    profile = profile_for(domains)
+    profile = PLAIN_PROFILE
     payload = {**EventsRequest(profile, ids, domains).to_payload(), "settings": settings}
     traces: dict[str, RssTrace] = {}
     variants: dict[str, dict[str, Any]] = {}
@@ -217,7 +217,7 @@ def _profile(plan: Plan, settings: Settings, ids: list[str], domains: list[str])
 
     task = {
         "config": pool_config(settings),
-        "payload": EventsRequest(profile_for(domains), ids, domains).to_payload(),
+        "payload": EventsRequest(PLAIN_PROFILE, ids, domains).to_payload(),
         "top": 25,
     }
     started = time.perf_counter()

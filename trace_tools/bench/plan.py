@@ -26,6 +26,9 @@ DOMAIN_SETS = (("history", "materials"), ("upstream_history", "materials"))
 WORK_DIR = Path("var/bench")  # under the checkout (or the working directory)
 DOCS_DIR = Path("docs")  # likewise; the full run's results
 FULL_STEM, QUICK_STEM = "benchmarks", "quick"
+# The profile of the plain events jobs, whatever their domains: under the MSD profile a job runs
+# the analysis as well, which is the MSD case's to measure (msd_case.py), not the plain cases'.
+PLAIN_PROFILE = "query_tool"
 
 
 @dataclass(frozen=True)
@@ -207,10 +210,3 @@ def resolve_plan(args: argparse.Namespace, cwd: Path | None = None) -> Plan:
         targets_file=targets_file,
         target_overrides=tuple(args.target),
     )
-
-
-def profile_for(domains: list[str]) -> str:
-    """The dashboard profile whose default domains these are (only the job's meta shows it)."""
-    from sanic_trace.trace.events import default_domains
-
-    return "mid_section_defect" if domains == default_domains("mid_section_defect") else "query_tool"
