@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -275,3 +277,10 @@ def test_default_domains() -> None:
 def test_unknown_domain_is_refused(source: SqliteSource) -> None:
     with pytest.raises(ApiError):
         next(iter_domain_batches(source, "bogus", [S3]))
+
+
+def test_a_plain_job_child_does_not_import_the_msd_analysis() -> None:
+    # numpy alone is ~12 MB of RSS: the job function's module must leave it to MSD jobs.
+    probe = "import sys, sanic_trace.trace.job; print(sorted(m for m in ('numpy', 'sanic') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
@@ -26,12 +26,16 @@ from sanic_trace.db.batching import batch_count
 from sanic_trace.db.errors import DatabaseError, QueryTimeout
 from sanic_trace.db.source import open_source
 from sanic_trace.msd import handles, storage
-from sanic_trace.msd import run as msd_run
-from sanic_trace.msd.index import MsdIndex
 from sanic_trace.results.writer import ChunkWriter
 from sanic_trace.settings import Settings
 from sanic_trace.trace import events
 from sanic_trace.trace.params import MSD
+
+if TYPE_CHECKING:
+    from sanic_trace.msd.index import MsdIndex
+
+# The analysis (numpy and its index) is imported by MSD jobs only: a plain job's child stays
+# the size of what it streams (numpy alone is ~12 MB of RSS).
 
 
 def _named_lineage(ctx: JobContext, settings: Settings, request: events.EventsRequest) -> dict[str, Any] | None:
@@ -48,6 +52,9 @@ def _named_lineage(ctx: JobContext, settings: Settings, request: events.EventsRe
 
 def _stored_analysis(ctx: JobContext, settings: Settings, request: events.EventsRequest) -> MsdIndex | None:
     """The index of the same analysis kept from an earlier request (msd/run.py analysis_digest)."""
+    from sanic_trace.msd import run as msd_run
+    from sanic_trace.msd.index import MsdIndex
+
     found = ctx.redis.get(storage.analysis_key(settings.redis_prefix, msd_run.analysis_digest(request)))
     if found is None:
         return None
@@ -64,6 +71,8 @@ def run_events(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     analysis = None
     ids = request.container_ids
     if request.profile == MSD:
+        from sanic_trace.msd import run as msd_run
+
         ctx.progress(phase="analysis", done=0, total=None, records=0)
         try:
             stored = _stored_analysis(ctx, settings, request)
